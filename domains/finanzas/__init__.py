@@ -1,0 +1,1 @@
+"""Finanzas (payments): payment, fraud and accounting data products."""

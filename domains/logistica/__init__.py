@@ -1,0 +1,1 @@
+"""Logistica (fulfillment): shipment, inventory and delivery data products."""

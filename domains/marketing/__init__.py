@@ -1,0 +1,1 @@
+"""Marketing (campaigns): campaign performance and customer segmentation data products."""

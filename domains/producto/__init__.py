@@ -1,0 +1,1 @@
+"""Producto (catalog): product catalog, pricing and taxonomy data products."""

@@ -1,0 +1,1 @@
+"""Ventas (sales): revenue and transaction data products."""

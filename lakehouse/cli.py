@@ -1,0 +1,384 @@
+"""`mesh`: the command line of the mesh. Thin: every command calls library code.
+
+Heavy libraries (Feast, MLflow, Streamlit, the simulation) are imported inside commands so
+that `mesh --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+err = Console(stderr=True)
+app = typer.Typer(
+    help="A local-first data mesh lakehouse with a central feature store.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+features_app = typer.Typer(
+    help="Feature store: domain feature tables, Feast registry, online store."
+)
+app.add_typer(features_app, name="features")
+STATE = {"debug": False}
+
+
+class ScaleName(StrEnum):
+    tiny = "tiny"
+    small = "small"
+    medium = "medium"
+    large = "large"
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+) -> None:
+    STATE["debug"] = debug
+
+
+def _generate(
+    scale: str | None,
+    seed: int | None,
+    end_date: date | None,
+    days: int | None,
+    dirty_share: float,
+    force: bool,
+) -> None:
+    from lakehouse import runs
+    from lakehouse.simulation import generate
+
+    t0 = time.perf_counter()
+    with _progress() as bar:
+        task = bar.add_task("simulating days", total=None)
+
+        def tick(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = generate(scale, seed, end_date, days, dirty_share, force, progress=tick)
+    runs.record(
+        "generate",
+        "ok",
+        time.perf_counter() - t0,
+        {"scale": result.scale, "seed": result.seed, "end": str(result.end), "rows": result.rows},
+    )
+    console.print(
+        f"[green]world[/] scale={result.scale} seed={result.seed} "
+        f"{result.start}..{result.end}: {result.total_rows:,} raw rows "
+        f"({result.injected:,} dirty records logged) in {result.seconds:.1f}s"
+    )
+
+
+@app.command()
+def generate(
+    scale: Annotated[ScaleName | None, typer.Option(help="Size preset (default small).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default 42).")] = None,
+    end_date: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Last simulated day (default 2026-06-30)."),
+    ] = None,
+    days: Annotated[
+        int | None, typer.Option(help="Append N more days to the existing world.")
+    ] = None,
+    dirty_share: Annotated[
+        float, typer.Option(help="Share of records dirtied like a real source.")
+    ] = 0.03,
+    force: Annotated[
+        bool, typer.Option(help="Replace an existing world (deletes tables).")
+    ] = False,
+) -> None:
+    """Simulate the marketplace and land raw (bronze) Delta tables for every domain."""
+    _generate(
+        scale.value if scale else None,
+        seed,
+        end_date.date() if end_date else None,
+        days,
+        dirty_share,
+        force,
+    )
+
+
+def _run_pipelines(domains: list[str] | None) -> None:
+    from lakehouse.orchestration import run_pipelines
+    from lakehouse.registry import load_registry
+
+    registry = load_registry()
+    total = len(domains) if domains else len(registry)
+    with _progress() as bar:
+        task = bar.add_task("domain pipelines", total=total)
+
+        def on_domain(name: str) -> None:
+            bar.update(task, description=f"pipeline {name}")
+
+        results = run_pipelines(domains, registry, on_domain=lambda n: on_domain(n))
+        bar.update(task, completed=total, description="domain pipelines")
+    for r in results:
+        tables = ", ".join(f"{t} v{v}" for t, v in r.written.items())
+        console.print(f"[green]{r.domain}[/] {tables} ({r.seconds:.1f}s)")
+
+
+@app.command()
+def run(
+    domain: Annotated[
+        list[str] | None, typer.Option("--domain", "-d", help="Only these domains (repeatable).")
+    ] = None,
+) -> None:
+    """Run domain pipelines (raw -> curated -> gold) in dependency order."""
+    _run_pipelines(domain or None)
+
+
+def _features_build() -> None:
+    from lakehouse import runs
+    from lakehouse.orchestration import run_features
+
+    t0 = time.perf_counter()
+    with _progress() as bar:
+        task = bar.add_task("feature tables", total=None)
+        results = run_features(on_domain=lambda n: bar.update(task, description=f"features {n}"))
+        bar.update(task, total=1, completed=1, description="feature tables")
+    runs.record("features build", "ok", time.perf_counter() - t0, {"rows": results})
+    for name, rows in results.items():
+        console.print(f"[green]{name}[/] {rows:,} feature rows")
+
+
+def _features_apply() -> None:
+    from lakehouse import features, runs
+
+    t0 = time.perf_counter()
+    with console.status("feast apply (loading Feast)..."):
+        applied = features.apply()
+    runs.record("features apply", "ok", time.perf_counter() - t0, {"objects": applied})
+    console.print(f"[green]feast apply[/] registered {', '.join(applied)}")
+
+
+def _features_materialize(incremental: bool) -> None:
+    from lakehouse import features, runs
+
+    t0 = time.perf_counter()
+    with console.status("materializing features into the SQLite online store..."):
+        summary = features.materialize(incremental=incremental)
+    runs.record("features materialize", "ok", time.perf_counter() - t0, {"summary": str(summary)})
+    console.print(f"[green]materialized[/] {summary}")
+
+
+@features_app.command("build")
+def features_build() -> None:
+    """Compute every domain's Delta feature tables from its curated data."""
+    _features_build()
+
+
+@features_app.command("apply")
+def features_apply() -> None:
+    """Register entities, feature views and services in the Feast registry."""
+    _features_apply()
+
+
+@features_app.command("materialize")
+def features_materialize(
+    incremental: Annotated[
+        bool, typer.Option(help="Only what is new since the last materialization.")
+    ] = False,
+) -> None:
+    """Load the latest feature values into the SQLite online store."""
+    _features_materialize(incremental)
+
+
+@features_app.command("ui")
+def features_ui(
+    port: Annotated[int | None, typer.Option(help="Port (default 8888).")] = None,
+) -> None:
+    """Start the Feast UI for the feature repository."""
+    import subprocess
+
+    from lakehouse import features
+    from lakehouse.config import get_settings
+
+    port = port or get_settings().feast_ui_port
+    console.print(f"Feast UI on http://127.0.0.1:{port} (Ctrl+C to stop)")
+    subprocess.run(
+        features.feast_command("ui", "--host", "127.0.0.1", "--port", str(port)), check=False
+    )
+
+
+def _train() -> None:
+    from lakehouse import runs
+    from models import churn
+
+    t0 = time.perf_counter()
+    with console.status("training the churn model (point-in-time features from Feast)..."):
+        run_id = churn.train()
+    runs.record("train", "ok", time.perf_counter() - t0, {"run_id": run_id})
+    console.print(f"[green]trained[/] churn model, MLflow run {run_id}")
+
+
+@app.command()
+def train() -> None:
+    """Train the churn model on point-in-time features and log it to MLflow."""
+    _train()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+) -> None:
+    """Serve the data product APIs (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from lakehouse.config import get_settings
+
+    s = get_settings()
+    console.print(f"API docs on http://{host or s.api_host}:{port or s.api_port}/docs")
+    uvicorn.run(
+        "app.api:create_app", factory=True, host=host or s.api_host, port=port or s.api_port
+    )
+
+
+@app.command()
+def dashboard(
+    port: Annotated[int | None, typer.Option(help="Port (default 8501).")] = None,
+) -> None:
+    """Open the Streamlit dashboard of the mesh."""
+    import subprocess
+
+    from lakehouse.config import PROJECT_ROOT, get_settings
+
+    port = port or get_settings().dashboard_port
+    console.print(f"Dashboard on http://localhost:{port} (Ctrl+C to stop)")
+    subprocess.run(
+        [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app" / "dashboard.py"),
+         "--server.port", str(port), "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        check=False,
+    )  # fmt: skip
+
+
+@app.command("mlflow")
+def mlflow_ui(
+    port: Annotated[int | None, typer.Option(help="Port (default 5000).")] = None,
+) -> None:
+    """Start the MLflow UI on the local tracking store."""
+    import subprocess
+
+    from lakehouse.config import get_settings
+    from models.churn import mlflow_uri
+
+    port = port or get_settings().mlflow_port
+    console.print(f"MLflow UI on http://127.0.0.1:{port} (Ctrl+C to stop)")
+    subprocess.run(
+        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", mlflow_uri(),
+         "--host", "127.0.0.1", "--port", str(port)],
+        check=False,
+    )  # fmt: skip
+
+
+@app.command()
+def build(
+    scale: Annotated[
+        ScaleName, typer.Option(help="Size preset for a new world.")
+    ] = ScaleName.small,
+    seed: Annotated[int, typer.Option(help="Random seed for a new world.")] = 42,
+) -> None:
+    """Build everything in order: generate, run, features build/apply/materialize, train."""
+    from lakehouse.simulation.generator import world_info
+
+    info = world_info()
+    if info is None:
+        _generate(scale.value, seed, None, None, 0.03, False)
+    elif info["scale"] != scale.value or info["seed"] != seed:
+        raise typer.BadParameter(
+            f"the stored world is scale {info['scale']} seed {info['seed']}; run "
+            f"`mesh generate --scale {scale.value} --seed {seed} --force` to replace it"
+        )
+    else:
+        console.print(
+            f"[dim]reusing the stored world (scale {info['scale']}, through {info['end']})"
+        )
+    _run_pipelines(None)
+    _features_build()
+    _features_apply()
+    _features_materialize(False)
+    _train()
+    _print_next_steps()
+
+
+def _print_next_steps() -> None:
+    from lakehouse.config import get_settings
+
+    s = get_settings()
+    table = Table(title="The mesh is built. Open it:", show_lines=False)
+    table.add_column("what")
+    table.add_column("command")
+    table.add_column("then open")
+    table.add_row("Dashboard", "mesh dashboard", f"http://localhost:{s.dashboard_port}")
+    table.add_row("API docs", "mesh serve", f"http://{s.api_host}:{s.api_port}/docs")
+    table.add_row("MLflow UI", "mesh mlflow", f"http://127.0.0.1:{s.mlflow_port}")
+    table.add_row("Feast UI", "mesh features ui", f"http://127.0.0.1:{s.feast_ui_port}")
+    console.print(table)
+    console.print("[dim](run them from the project folder with .venv/bin/mesh, or activate .venv)")
+
+
+@app.command()
+def status() -> None:
+    """Show what exists: the world, every Delta table (version, rows), the last runs."""
+    from lakehouse import runs, storage
+    from lakehouse.simulation.generator import world_info
+
+    info = world_info()
+    if info is None:
+        console.print("No world yet: run `mesh build` (or `mesh generate`).")
+        raise typer.Exit(0)
+    console.print(
+        f"World: scale [bold]{info['scale']}[/], seed {info['seed']}, "
+        f"{info['start']} .. {info['end']}"
+    )
+    table = Table(title="Delta tables")
+    for col in ("domain", "layer", "table", "version", "rows"):
+        table.add_column(col, justify="right" if col in ("version", "rows") else "left")
+    for domain, layer, name, path in storage.list_tables():
+        table.add_row(
+            domain, layer, name, str(storage.version(path)), f"{storage.row_count(path):,}"
+        )
+    console.print(table)
+    last = runs.latest()
+    if last:
+        rt = Table(title="Last runs")
+        for col in ("step", "status", "finished", "seconds"):
+            rt.add_column(col)
+        for step, entry in last.items():
+            colour = "green" if entry["status"] == "ok" else "red"
+            rt.add_row(step, f"[{colour}]{entry['status']}[/]", entry["finished_at"],
+                       str(entry["seconds"]))  # fmt: skip
+        console.print(rt)
+
+
+def main() -> None:
+    """Console-script entry: one clear error line and a non-zero exit, unless --debug."""
+    try:
+        app()
+    except Exception as exc:
+        if STATE["debug"] or "--debug" in sys.argv:
+            raise
+        err.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
+        err.print("[dim](run with --debug for the full traceback)[/]")
+        sys.exit(1)

@@ -177,8 +177,12 @@ def _features_materialize(incremental: bool) -> None:
     t0 = time.perf_counter()
     with console.status("materializing features into the SQLite online store..."):
         summary = features.materialize(incremental=incremental)
-    runs.record("features materialize", "ok", time.perf_counter() - t0, {"summary": str(summary)})
-    console.print(f"[green]materialized[/] {summary}")
+    windows = {
+        view: f"{start:%Y-%m-%d} .. {end:%Y-%m-%d %H:%M}" for view, (start, end) in summary.items()
+    }
+    runs.record("features materialize", "ok", time.perf_counter() - t0, {"views": windows})
+    for view, window in windows.items():
+        console.print(f"[green]materialized[/] {view} ({window})")
 
 
 @features_app.command("build")
@@ -222,11 +226,13 @@ def features_ui(
 
 def _train() -> None:
     from lakehouse import runs
+    from lakehouse.simulation.generator import world_info
     from models import churn
 
     t0 = time.perf_counter()
+    info = world_info() or {}
     with console.status("training the churn model (point-in-time features from Feast)..."):
-        run_id = churn.train()
+        run_id = churn.train(scale=info.get("scale"))
     runs.record("train", "ok", time.perf_counter() - t0, {"run_id": run_id})
     console.print(f"[green]trained[/] churn model, MLflow run {run_id}")
 

@@ -1,0 +1,1 @@
+"""Models trained on the central feature store: churn labels, training and MLflow tracking."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from app.overview import mesh_metrics, slo_summary, table_overview
+from app.overview import dependency_dot, mesh_metrics, slo_summary, table_overview
 from lakehouse.registry import Registry, RegistryError, load_registry
 
 
@@ -41,6 +41,16 @@ for column, (label, value) in zip(st.columns(len(metrics)), metrics.items(), str
 
 if tables.is_empty():
     st.info("No data yet: run `mesh build` to generate every domain's Delta tables, then reload.")
+
+graph_column, rows_column = st.columns(2)
+with graph_column:
+    st.subheader("Who reads whose data products")
+    st.graphviz_chart(dependency_dot(registry))
+with rows_column:
+    st.subheader("Rows per domain and layer")
+    if not tables.is_empty():
+        layered = tables.group_by("domain", "layer").agg(pl.col("rows").sum())
+        st.bar_chart(layered, x="domain", y="rows", color="layer", stack=True)
 
 for domain in registry:
     st.header(domain.name)

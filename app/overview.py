@@ -75,3 +75,16 @@ def slo_summary(domain: Domain) -> dict[str, str]:
         "Availability": format_percent(slos.availability),
         "Completeness": format_percent(slos.completeness),
     }
+
+
+def dependency_dot(registry: Registry) -> str:
+    """Graphviz DOT of the mesh: an arrow from each producing domain to each consumer, labelled
+    with the product it reads."""
+    lines = ["digraph mesh {", "  rankdir=LR;", "  node [shape=box, style=rounded];"]
+    for domain in registry:
+        lines.append(f'  "{domain.name}";')
+        for dependency in domain.dependencies:
+            producer, _, product = dependency.partition(".")
+            lines.append(f'  "{producer}" -> "{domain.name}" [label="{product}"];')
+    lines.append("}")
+    return "\n".join(lines)

@@ -117,3 +117,14 @@ def test_dashboard_names_a_broken_domain_file(
     assert len(at.error) == 1
     assert "domain.yml" in at.error[0].value
     assert not at.header
+
+
+def test_dependency_graph_has_an_edge_per_declared_dependency() -> None:
+    from app.overview import dependency_dot
+    from lakehouse.registry import load_registry
+
+    registry = load_registry()
+    dot = dependency_dot(registry)
+    edges = [line for line in dot.splitlines() if "->" in line]
+    assert len(edges) == sum(len(d.dependencies) for d in registry)
+    assert '"producto" -> "ventas" [label="catalog"];' in dot

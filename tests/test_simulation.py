@@ -15,7 +15,14 @@ from lakehouse import storage
 from lakehouse.config import reset_settings
 from lakehouse.simulation import WorldExistsError, generate
 from lakehouse.simulation.dirty import UNKNOWN_ID_OFFSET
-from lakehouse.simulation.generator import NoWorldError, injections_path, world_info
+from lakehouse.simulation.generator import (
+    SIM_DAY_KEY,
+    NoWorldError,
+    _restore_unsaved_commits,
+    injections_path,
+    world_dir,
+    world_info,
+)
 from lakehouse.simulation.scales import get_scale
 from lakehouse.simulation.world import SPECS, World
 
@@ -212,3 +219,18 @@ def test_existing_world_is_protected_and_bad_arguments_are_explained(data_dir: P
     with pytest.raises(ValueError, match="at least 1"):
         generate(days=0)
     assert storage.version(path) == version  # nothing stored was touched
+
+
+def test_an_interrupted_append_is_rolled_back_before_resuming(data_dir: Path) -> None:
+    generate("tiny", seed=9)
+    path = storage.table_path("ventas", "raw", "orders")
+    good = raw("ventas", "orders")
+    day = int(world_info()["day"])  # type: ignore[call-overload]
+    # a killed run wrote one table's next chunk but never saved the world
+    storage.write(good.head(5), path, metadata={SIM_DAY_KEY: day + 3})
+    assert raw("ventas", "orders").height == good.height + 5
+    restored = _restore_unsaved_commits(World.load(world_dir(), get_scale("tiny")))
+    assert restored == [path]
+    assert raw("ventas", "orders").equals(good)
+    generate(days=2)  # resumes cleanly on top of the restored version
+    assert raw("ventas", "orders").height > good.height

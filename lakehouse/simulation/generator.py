@@ -67,7 +67,11 @@ def world_info() -> dict[str, object] | None:
     """Scale, seed and calendar of the stored world, or None."""
     import json
 
-    meta = world_dir() / "world.json"
+    folder = world_dir()
+    previous = folder.with_name(folder.name + ".old")
+    if not folder.exists() and previous.exists():
+        previous.rename(folder)  # a save was interrupted between its two renames
+    meta = folder / "world.json"
     if not meta.exists():
         return None
     info = json.loads(meta.read_text())
@@ -76,20 +80,28 @@ def world_info() -> dict[str, object] | None:
     return info
 
 
-def _restore_unsaved_commits(world: World) -> None:
-    """Undo raw commits newer than the saved world (a run killed between writes)."""
-    for spec in SPECS.values():
-        path = storage.table_path(spec.domain, "raw", spec.name)
+def _restore_unsaved_commits(world: World) -> list[Path]:
+    """Roll back commits newer than the saved world (a run killed between its writes), so the
+    rerun neither duplicates nor loses rows; returns the tables it restored."""
+    from deltalake import DeltaTable
+
+    paths = [storage.table_path(s.domain, "raw", s.name) for s in SPECS.values()]
+    restored = []
+    for path in [*paths, injections_path()]:
         if not storage.exists(path):
             continue
         for entry in storage.history(path):
             day = entry.get(SIM_DAY_KEY)
-            if day is None or int(day) < world.day:
-                if entry["version"] != storage.version(path):
-                    from deltalake import DeltaTable
-
-                    DeltaTable(str(path)).restore(entry["version"])
-                break
+            if day is not None and int(day) >= world.day:
+                continue
+            if entry["version"] != storage.version(path):
+                DeltaTable(str(path)).restore(entry["version"])
+                restored.append(path)
+            break
+        else:  # the table was created by the unsaved run itself
+            shutil.rmtree(path)
+            restored.append(path)
+    return restored
 
 
 def _flush(world: World, buffers: dict[str, list[pl.DataFrame]], last_day: int) -> dict[str, int]:

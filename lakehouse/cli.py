@@ -29,6 +29,8 @@ features_app = typer.Typer(
     help="Feature store: domain feature tables, Feast registry, online store."
 )
 app.add_typer(features_app, name="features")
+tables_app = typer.Typer(help="Delta tables by name: history and time travel.")
+app.add_typer(tables_app, name="tables")
 STATE = {"debug": False}
 
 
@@ -118,7 +120,7 @@ def generate(
     )
 
 
-def _run_pipelines(domains: list[str] | None) -> None:
+def _run_pipelines(domains: list[str] | None, full_refresh: bool = False) -> None:
     from lakehouse.orchestration import run_pipelines
     from lakehouse.registry import load_registry
 
@@ -126,15 +128,32 @@ def _run_pipelines(domains: list[str] | None) -> None:
     total = len(domains) if domains else len(registry)
     with _progress() as bar:
         task = bar.add_task("domain pipelines", total=total)
+        done: list[str] = []
 
         def on_domain(name: str) -> None:
-            bar.update(task, description=f"pipeline {name}")
+            bar.update(task, completed=len(done), description=f"pipeline {name}")
+            done.append(name)
 
-        results = run_pipelines(domains, registry, on_domain=lambda n: on_domain(n))
+        results = run_pipelines(domains, registry, on_domain=on_domain, full_refresh=full_refresh)
         bar.update(task, completed=total, description="domain pipelines")
+    table = Table(title="mesh run" + (" (full refresh)" if full_refresh else ""))
+    for col in ("domain", "status", "rows in", "rows out", "quarantined", "seconds", "tables"):
+        table.add_column(
+            col, justify="right" if col.startswith(("rows", "quar", "sec")) else "left"
+        )
+    colours = {"ok": "green", "blocked": "yellow", "failed": "red", "skipped": "magenta"}
     for r in results:
-        tables = ", ".join(f"{t} v{v}" for t, v in r.written.items())
-        console.print(f"[green]{r.domain}[/] {tables} ({r.seconds:.1f}s)")
+        versions = str(len(r.written))
+        table.add_row(
+            r.domain, f"[{colours[r.status]}]{r.status}[/]", f"{r.rows_in:,}", f"{r.rows_out:,}",
+            f"{r.quarantined:,}", f"{r.seconds:.1f}", versions,
+        )  # fmt: skip
+    console.print(table)
+    problems = [r for r in results if not r.succeeded]
+    for r in problems:
+        err.print(f"[bold]{r.domain}[/] {r.status}: {r.reason}", highlight=False)
+    if problems:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -142,9 +161,12 @@ def run(
     domain: Annotated[
         list[str] | None, typer.Option("--domain", "-d", help="Only these domains (repeatable).")
     ] = None,
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Rebuild every table from all raw data.")
+    ] = False,
 ) -> None:
-    """Run domain pipelines (raw -> curated -> gold) in dependency order."""
-    _run_pipelines(domain or None)
+    """Run domain pipelines (raw -> curated -> gold) in dependency order, incrementally."""
+    _run_pipelines(domain or None, full_refresh)
 
 
 def _features_build() -> None:
@@ -384,6 +406,43 @@ def status() -> None:
             rt.add_row(step, f"[{colour}]{entry['status']}[/]", entry["finished_at"],
                        str(entry["seconds"]))  # fmt: skip
         console.print(rt)
+
+
+@tables_app.command("history")
+def tables_history(
+    name: Annotated[str, typer.Argument(help="domain.product or domain.layer.table")],
+    limit: Annotated[int | None, typer.Option(help="Only the newest N versions.")] = None,
+) -> None:
+    """Show the versions of a table (newest first)."""
+    from lakehouse import tables
+
+    frame = tables.history(name, limit)
+    table = Table(title=f"{name} history")
+    for col in frame.columns:
+        table.add_column(col)
+    for row in frame.iter_rows():
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+@tables_app.command("show")
+def tables_show(
+    name: Annotated[str, typer.Argument(help="domain.product or domain.layer.table")],
+    version: Annotated[int | None, typer.Option(help="Read this version (time travel).")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="Read the table as of this ISO timestamp.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Rows to print.")] = 20,
+) -> None:
+    """Print a table now, at a version, or as of a timestamp."""
+    import polars as pl
+
+    from lakehouse import tables
+
+    frame = tables.read(name, version=version, as_of=as_of)
+    with pl.Config(tbl_rows=limit, tbl_cols=20, tbl_width_chars=console.width):
+        console.print(str(frame.head(limit)), highlight=False)
+    console.print(f"[dim]{frame.height:,} rows[/]")
 
 
 def main() -> None:

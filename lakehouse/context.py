@@ -1,16 +1,30 @@
-"""What a domain pipeline is allowed to touch: its own layers and others' declared gold products."""
+"""What a domain pipeline may touch, and the incremental, crash-safe way it writes.
+
+Every output table records, in the same Delta commit that writes it, the newest `ingested_at`
+of each input it has consumed (its watermarks). A run reads only input rows past those
+watermarks, so a rerun with no new data writes nothing, and a run killed before a commit simply
+redoes that step next time: the watermark only moves when the data does.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 
-from lakehouse import duck, storage
+from lakehouse import duck, lineage, storage
 from lakehouse.registry import Domain, Registry
+
+WATERMARKS = "mesh.watermarks"
+QUARANTINE_COLUMNS = ("_rule", "_reason", "_source", "_quarantined_at", "_resolved_at")
+CHECK_PREFIX = "_chk_"  # helper columns a pipeline adds for its rules; never written
+TS = pl.Datetime("us", "UTC")
+PROCESSED = "processed_at"  # when a row entered curated: what gold steps watermark on
 
 
 class UndeclaredDependencyError(PermissionError):
@@ -23,25 +37,59 @@ class DomainContext:
 
     domain: Domain
     registry: Registry
+    full_refresh: bool = False
     run_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     written: dict[str, int] = field(default_factory=dict)
-    rows: dict[str, int] = field(default_factory=dict)
+    rows_in: int = 0
+    rows_out: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, int] = field(default_factory=dict)
+    blocked: list[str] = field(default_factory=list)
+    reads: list[str] = field(default_factory=list)  # products of other domains read this run
+    _step: lineage.LineageRun | None = field(default=None, repr=False)
+    _step_inputs: set[str] = field(default_factory=set, repr=False)
 
     @property
     def name(self) -> str:
         return self.domain.name
 
+    # ------------------------------------------------------------------ lineage
+    @contextmanager
+    def step(self, name: str) -> Iterator[lineage.LineageRun]:
+        """One pipeline step as an OpenLineage run (START, then COMPLETE or FAIL): every table
+        this context reads or writes inside it becomes an input or output of the run."""
+        with lineage.track(f"{self.name}.{name}", self.name, owner=self.domain.owner) as run:
+            outer, outer_inputs = self._step, self._step_inputs
+            self._step, self._step_inputs = run, set()
+            try:
+                yield run
+            finally:
+                self._step, self._step_inputs = outer, outer_inputs
+
+    def _read(self, domain: str, layer: str, table: str) -> pl.LazyFrame:
+        path = storage.table_path(domain, layer, table)
+        frame = storage.scan(path)
+        key = f"{domain}/{layer}/{table}"
+        if self._step is not None and key not in self._step_inputs:
+            self._step_inputs.add(key)
+            self._step.input(lineage.DatasetRef(domain, layer, table), frame, storage.version(path))
+        return frame
+
+    # ------------------------------------------------------------------ reading
     def path(self, layer: str, table: str) -> Path:
         """Location of one of this domain's own tables."""
         return storage.table_path(self.name, layer, table)
 
     def raw(self, table: str) -> pl.LazyFrame:
         """Lazy scan of one of this domain's raw (bronze) tables."""
-        return storage.scan(self.path("raw", table))
+        return self._read(self.name, "raw", table)
 
     def curated(self, table: str) -> pl.LazyFrame:
         """Lazy scan of one of this domain's curated (silver) tables."""
-        return storage.scan(self.path("curated", table))
+        return self._read(self.name, "curated", table)
+
+    def gold(self, table: str) -> pl.LazyFrame:
+        """Lazy scan of one of this domain's own gold products."""
+        return self._read(self.name, "gold", table)
 
     def product(self, qualified: str) -> pl.LazyFrame:
         """Lazy scan of a gold data product: this domain's own, or a declared dependency."""
@@ -52,7 +100,9 @@ class DomainContext:
                 f"domain {self.name!r} reads {qualified} without declaring it; add "
                 f"'- {qualified}' under dependencies: in {self.domain.file}"
             )
-        return storage.scan(storage.table_path(owner, "gold", name))
+        if owner != self.name and qualified not in self.reads:
+            self.reads.append(qualified)
+        return self._read(owner, "gold", name)
 
     def delta_sql_path(self, layer: str, table: str) -> str:
         """A quoted path for DuckDB's delta_scan over one of this domain's tables."""
@@ -61,10 +111,54 @@ class DomainContext:
             raise storage.TableNotFoundError(path)
         return "'" + str(path).replace("'", "''") + "'"
 
-    def sql(self, query: str) -> pl.DataFrame:
-        """Run DuckDB SQL (with delta_scan available, no downloads) and return Polars."""
+    def sql(self, query: str, **frames: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+        """Run DuckDB SQL (delta_scan available, no downloads) over Delta tables and the given
+        Polars frames (referenced by their keyword names) and return Polars."""
         with duck.connect() as con:
-            return con.sql(query).pl()
+            for name, frame in frames.items():
+                con.register(name, frame.collect() if isinstance(frame, pl.LazyFrame) else frame)
+            result = con.sql(query).pl()
+        # DuckDB hands back TIMESTAMPTZ as Etc/UTC; the mesh's conformed type is us in UTC
+        stamps = [n for n, t in result.schema.items() if isinstance(t, pl.Datetime) and t.time_zone]
+        return result.with_columns(pl.col(stamps).dt.convert_time_zone("UTC").cast(TS))
+
+    # ------------------------------------------------------------------ watermarks
+    def watermarks(self, layer: str, table: str) -> dict[str, datetime]:
+        """Newest ingested_at of each input already consumed into one of this domain's tables."""
+        if self.full_refresh and f"{layer}/{table}" not in self.written:
+            return {}
+        raw = storage.latest_metadata(self.path(layer, table), WATERMARKS)
+        if raw is None:
+            return {}
+        return {k: datetime.fromisoformat(v) for k, v in json.loads(raw).items()}
+
+    def since(
+        self, frame: pl.LazyFrame, mark: datetime | None, column: str = "ingested_at"
+    ) -> pl.LazyFrame:
+        """The rows of a frame that arrived after a watermark (all rows when there is none):
+        raw rows by `ingested_at`, curated rows by `processed_at`."""
+        if mark is None:
+            return frame
+        return frame.filter(pl.col(column) > pl.lit(mark, dtype=TS))
+
+    def changes(
+        self, table: str, product: str
+    ) -> tuple[pl.LazyFrame, pl.LazyFrame, datetime | None]:
+        """(all rows, rows not yet folded into `product`, new watermark) of a curated table."""
+        rows = self.curated(table)
+        mark = self.watermarks("gold", product).get(f"curated/{table}")
+        newest = rows.select(pl.col(PROCESSED).max()).collect().item()
+        return rows, self.since(rows, mark, PROCESSED), newest
+
+    # ------------------------------------------------------------------ writing
+    def _metadata(self, layer: str, table: str, marks: dict[str, datetime | None]) -> dict:
+        merged = {k: v.isoformat() for k, v in self.watermarks(layer, table).items()}
+        merged.update({k: v.isoformat() for k, v in marks.items() if v is not None})
+        return {
+            "domain": self.name,
+            "run_at": self.run_at.isoformat(),
+            WATERMARKS: json.dumps(merged),
+        }
 
     def publish(
         self,
@@ -73,19 +167,216 @@ class DomainContext:
         df: pl.DataFrame,
         *,
         keys: Sequence[str] | None = None,
+        on_match: str = "update",
+        watermarks: dict[str, datetime | None] | None = None,
         partition_by: Sequence[str] | None = None,
-    ) -> int:
-        """Write a curated, gold or feature table as one atomic commit and remember its version."""
+        column_lineage: dict[str, list[tuple[lineage.DatasetRef, str]]] | None = None,
+    ) -> int | None:
+        """Write a curated, gold or feature table as one atomic commit with its watermarks: a
+        MERGE on keys (or an overwrite without keys, or on --full-refresh); None when empty."""
         if layer not in ("curated", "gold", "features", "quarantine"):
             raise ValueError(f"a pipeline cannot write to layer {layer!r}")
-        meta = {"domain": self.name, "run_at": self.run_at.isoformat()}
+        df = df.drop([c for c in df.columns if c.startswith(CHECK_PREFIX)])
         path = self.path(layer, table)
-        if keys:
-            version = storage.merge(df, path, keys, partition_by=partition_by, metadata=meta)
+        first_write = f"{layer}/{table}" not in self.written
+        if df.is_empty() and not (self.full_refresh and first_write):
+            return None
+        meta = self._metadata(layer, table, watermarks or {})
+        if keys and not (self.full_refresh and first_write):
+            version = storage.merge(
+                df, path, keys, on_match=on_match, partition_by=partition_by, metadata=meta
+            )
         else:
             version = storage.write(
                 df, path, mode="overwrite", partition_by=partition_by, metadata=meta
             )
         self.written[f"{layer}/{table}"] = version
-        self.rows[f"{layer}/{table}"] = df.height
+        self.rows_out[f"{layer}/{table}"] = self.rows_out.get(f"{layer}/{table}", 0) + df.height
+        if self._step is not None:
+            ref = lineage.DatasetRef(self.name, layer, table)
+            self._step.output(ref, df, version, column_lineage)
         return version
+
+    def quarantine(
+        self,
+        table: str,
+        bad: pl.DataFrame,
+        key: Sequence[str],
+        source: str,
+        resolved: bool = False,
+    ) -> None:
+        """Keep rejected rows, with the rule and the reason, in quarantine/<table> (idempotent:
+        a row already quarantined for the same rule is not added twice). `resolved` logs rows
+        that were repaired on the way in."""
+        if bad.is_empty():
+            return
+        bad = (
+            bad.drop([c for c in bad.columns if c.startswith(CHECK_PREFIX)])
+            .with_columns(
+                _source=pl.lit(source),
+                _quarantined_at=pl.lit(self.run_at, dtype=TS),
+                _resolved_at=pl.lit(self.run_at if resolved else None, dtype=TS),
+            )
+            .unique(subset=[*key, "_rule"], keep="first", maintain_order=True)
+        )
+        path = self.path("quarantine", table)
+        if storage.exists(path):  # only rows not quarantined before: reruns commit nothing
+            seen = storage.scan(path).select(*key, "_rule").collect()
+            bad = bad.join(seen, on=[*key, "_rule"], how="anti", nulls_equal=True)
+            if bad.is_empty():
+                return
+        version = storage.merge(
+            bad, path, [*key, "_rule"], on_match="ignore", metadata={"domain": self.name}
+        )
+        if self._step is not None:
+            self._step.output(lineage.DatasetRef(self.name, "quarantine", table), bad, version)
+        if not resolved:
+            self.quarantined[table] = self.quarantined.get(table, 0) + bad.height
+
+    def pending(self, table: str, rules: Sequence[str]) -> pl.DataFrame | None:
+        """Quarantined rows of a table that failed only for a reason that time can fix (an
+        unknown reference that may arrive late), not yet resolved, without quarantine columns."""
+        path = self.path("quarantine", table)
+        if not storage.exists(path) or not rules:
+            return None
+        rows = (
+            storage.scan(path)
+            .filter(pl.col("_resolved_at").is_null() & pl.col("_rule").is_in(list(rules)))
+            .collect()
+        )
+        return rows.drop(QUARANTINE_COLUMNS) if rows.height else None
+
+    def resolve(
+        self, table: str, rows: pl.DataFrame, key: Sequence[str], rules: Sequence[str]
+    ) -> None:
+        """Mark quarantined rows as resolved now that they passed (late parents arrived)."""
+        if rows.is_empty():
+            return
+        done = (
+            rows.select(*key)
+            .unique()
+            .join(pl.DataFrame({"_rule": list(rules)}), how="cross")
+            .with_columns(_resolved_at=pl.lit(self.run_at, dtype=TS))
+        )
+        path = self.path("quarantine", table)
+        target = storage.scan(path).select(*key, "_rule").collect()
+        done = done.join(target, on=[*key, "_rule"], how="semi")
+        if done.height:
+            from deltalake import DeltaTable
+
+            predicate = " AND ".join(f"t.{k} = s.{k}" for k in [*key, "_rule"])
+            (
+                DeltaTable(str(path))
+                .merge(done.to_arrow(), predicate=predicate, source_alias="s", target_alias="t")
+                .when_matched_update(updates={"_resolved_at": "s._resolved_at"})
+                .execute()
+            )
+
+    def curate(
+        self,
+        table: str,
+        *,
+        source: str,
+        key: Sequence[str],
+        rules: Sequence[object] = (),
+        prepare: Callable[[pl.LazyFrame], pl.LazyFrame] | None = None,
+        finish: Callable[[pl.LazyFrame], pl.LazyFrame] | None = None,
+        on_match: str = "ignore",
+        retry_rules: Sequence[str] = (),
+        repairs: Sequence[object] = (),
+    ) -> pl.DataFrame:
+        """One incremental raw -> curated step: new raw rows (plus quarantined rows waiting for a
+        late reference) are prepared, deduplicated, split by the rules into good rows (merged into
+        curated/<table>) and bad rows (quarantined); returns the good rows written."""
+        with self.step(f"curated.{table}"):
+            return self._curate(
+                table, source, key, rules, prepare, finish, on_match, retry_rules, repairs
+            )
+
+    def _curate(
+        self,
+        table: str,
+        source: str,
+        key: Sequence[str],
+        rules: Sequence[object],
+        prepare: Callable[[pl.LazyFrame], pl.LazyFrame] | None,
+        finish: Callable[[pl.LazyFrame], pl.LazyFrame] | None,
+        on_match: str,
+        retry_rules: Sequence[str],
+        repairs: Sequence[object],
+    ) -> pl.DataFrame:
+        from lakehouse.quality import split
+
+        mark = self.watermarks("curated", table).get(f"raw/{source}")
+        new = self.since(self.raw(source), mark).collect()
+        self.rows_in += new.height
+        retry = self.pending(source, retry_rules)
+        batch = pl.concat([new, retry], how="diagonal_relaxed") if retry is not None else new
+        if batch.is_empty():
+            return batch
+        frame = batch.lazy()
+        if prepare is not None:
+            frame = prepare(frame)
+        frame = frame.sort("ingested_at", *key).unique(
+            subset=list(key), keep="first", maintain_order=True
+        )
+        good, bad = split(frame.collect(), list(rules))  # type: ignore[arg-type]
+        if repairs:
+            # rows a rule flags but `finish` repairs stay in curated; the log keeps the evidence
+            _, repaired = split(good, list(repairs))  # type: ignore[arg-type]
+            self.quarantine(source, repaired, key, f"raw/{source}", resolved=True)
+        if finish is not None:
+            good = finish(good.lazy()).collect()
+        good = good.with_columns(pl.lit(self.run_at, dtype=TS).alias(PROCESSED))
+        self.quarantine(source, bad, key, f"raw/{source}")
+        new_mark = new["ingested_at"].max() if new.height else None
+        self.publish("curated", table, good, keys=key, on_match=on_match,
+                     watermarks={f"raw/{source}": new_mark})  # fmt: skip
+        if retry is not None:
+            self.resolve(
+                source, good.join(retry.select(*key), on=list(key), how="semi"), key, retry_rules
+            )
+        return good
+
+    def publish_product(
+        self,
+        product: str,
+        df: pl.DataFrame,
+        *,
+        watermarks: dict[str, datetime | None] | None = None,
+        column_lineage: dict[str, list[tuple[str, str]]] | None = None,
+    ) -> int | None:
+        """Validate a gold batch against the product's contract, quarantine failing rows, and
+        merge the rest on the contract's primary key; a batch failing more than the contract's
+        threshold is not published at all (the product keeps its last good version)."""
+        from lakehouse.contracts import contract_for
+        from lakehouse.quality import validate
+
+        self.domain.product(product)
+        if df.is_empty() and not self.full_refresh:
+            return None
+        contract = contract_for(f"{self.name}.{product}")
+        df = df.drop([c for c in df.columns if c.startswith(CHECK_PREFIX)])
+        result = validate(df, contract)
+        if result.quarantined.height:
+            self.quarantine(product, result.quarantined, contract.primary_key, f"gold/{product}")
+        if not result.passed:
+            version = storage.version(self.path("gold", product))
+            self.blocked.append(
+                f"{self.name}.{product}: {result.failure_share:.1%} of the batch failed its "
+                f"contract (threshold {result.threshold:.1%}; {result.rules_failed()}); not "
+                f"published, the product stays at version {version}"
+            )
+            return None
+        lineage_map = {
+            out: [(lineage.DatasetRef(*src.split("/")), col) for src, col in sources]
+            for out, sources in (column_lineage or {}).items()
+        }
+        return self.publish(
+            "gold",
+            product,
+            result.valid,
+            keys=contract.primary_key,
+            watermarks=watermarks,
+            column_lineage=lineage_map or None,
+        )

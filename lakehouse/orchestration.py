@@ -1,4 +1,4 @@
-"""Run every domain's pipeline (and feature job) in dependency order."""
+"""Run every domain's pipeline (and feature job) in dependency order, isolating failures."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 
 from lakehouse import runs
 from lakehouse.context import DomainContext
@@ -13,20 +14,29 @@ from lakehouse.registry import Registry, load_registry
 
 
 class PipelineError(RuntimeError):
-    """A domain pipeline failed; names the domain and the cause."""
+    """A pipeline run was asked for something impossible (e.g. an unknown domain)."""
 
 
 @dataclass
 class DomainRun:
-    """Outcome of one domain's pipeline."""
+    """Outcome of one domain's pipeline: ok, blocked (a quality gate held a product back),
+    failed, or skipped (an upstream domain did not finish)."""
 
     domain: str
-    written: dict[str, int] = field(default_factory=dict)
-    rows: dict[str, int] = field(default_factory=dict)
+    status: str = "ok"
+    reason: str = ""
+    rows_in: int = 0
+    rows_out: int = 0
+    quarantined: int = 0
     seconds: float = 0.0
+    written: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "ok"
 
 
-def _module(domain: str, name: str) -> object | None:
+def _module(domain: str, name: str) -> ModuleType | None:
     try:
         return importlib.import_module(f"domains.{domain}.{name}")
     except ModuleNotFoundError as exc:
@@ -35,12 +45,40 @@ def _module(domain: str, name: str) -> object | None:
         raise
 
 
+def _upstream_problem(registry: Registry, name: str, results: dict[str, DomainRun]) -> str | None:
+    for dep_domain in sorted(registry[name].dependency_domains()):
+        upstream = results.get(dep_domain)
+        if upstream is not None and upstream.status in ("failed", "skipped"):
+            return f"upstream domain {dep_domain} {upstream.status}"
+    return None
+
+
+def _run_domain(module: ModuleType, ctx: DomainContext) -> DomainRun:
+    t0 = time.perf_counter()
+    result = DomainRun(ctx.name)
+    try:
+        module.run(ctx)
+    except Exception as exc:
+        result.status, result.reason = "failed", f"{type(exc).__name__}: {exc}"
+    else:
+        if ctx.blocked:
+            result.status, result.reason = "blocked", "; ".join(ctx.blocked)
+    result.seconds = time.perf_counter() - t0
+    result.rows_in = ctx.rows_in
+    result.rows_out = sum(ctx.rows_out.values())
+    result.quarantined = sum(ctx.quarantined.values())
+    result.written = dict(ctx.written)
+    return result
+
+
 def run_pipelines(
     domains: list[str] | None = None,
     registry: Registry | None = None,
     on_domain: Callable[[str], None] | None = None,
+    full_refresh: bool = False,
 ) -> list[DomainRun]:
-    """Run the pipelines of the given domains (default: all) in dependency order."""
+    """Run the pipelines of the given domains (default: all) in dependency order. A failing
+    domain does not stop unrelated ones; domains downstream of it are skipped with the reason."""
     registry = registry or load_registry()
     order = registry.topological_order()
     if domains:
@@ -48,26 +86,28 @@ def run_pipelines(
         if unknown:
             raise PipelineError(f"unknown domain(s) {unknown}; known: {', '.join(order)}")
         order = [d for d in order if d in domains]
-    results = []
+    results: dict[str, DomainRun] = {}
     for name in order:
         if on_domain:
             on_domain(name)
         module = _module(name, "pipeline")
         if module is None:
             continue
-        ctx = DomainContext(registry[name], registry)
-        t0 = time.perf_counter()
-        try:
-            module.run(ctx)  # type: ignore[attr-defined]
-        except Exception as exc:
-            runs.record(f"pipeline {name}", "failed", time.perf_counter() - t0, {"error": str(exc)})
-            raise PipelineError(f"pipeline of domain {name!r} failed: {exc}") from exc
-        result = DomainRun(name, ctx.written, ctx.rows, time.perf_counter() - t0)
+        problem = _upstream_problem(registry, name, results)
+        if problem:
+            results[name] = DomainRun(name, status="skipped", reason=problem)
+        else:
+            ctx = DomainContext(registry[name], registry, full_refresh=full_refresh)
+            results[name] = _run_domain(module, ctx)
+        r = results[name]
         runs.record(
-            f"pipeline {name}", "ok", result.seconds, {"written": ctx.written, "rows": ctx.rows}
-        )
-        results.append(result)
-    return results
+            f"pipeline {name}",
+            r.status,
+            r.seconds,
+            {"reason": r.reason, "rows_in": r.rows_in, "rows_out": r.rows_out,
+             "quarantined": r.quarantined, "written": r.written},
+        )  # fmt: skip
+    return list(results.values())
 
 
 def run_features(

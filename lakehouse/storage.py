@@ -74,32 +74,52 @@ def merge(
     path: Path,
     keys: Sequence[str],
     *,
+    on_match: str = "update",
     partition_by: Sequence[str] | None = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> int:
-    """Upsert rows on keys in one atomic commit (creates the table on first write)."""
+    """Upsert rows on keys in one atomic commit (creates the table on first write).
+
+    on_match: "update" replaces matched rows, "ignore" keeps them (insert-only: a resent record
+    never overwrites the first arrival), "newer:<col>" updates only when the source's <col> is
+    later than the target's.
+    """
     if not keys:
         raise ValueError("merge needs at least one key column")
     missing = [k for k in keys if k not in df.columns]
     if missing:
         raise ValueError(f"merge keys {missing} are not columns of the frame ({df.columns})")
+    if df.select(pl.struct(list(keys)).is_duplicated().any()).item():
+        raise ValueError(f"merge source has duplicate keys {list(keys)}; deduplicate it first")
     if not exists(path):
         return write(df, path, mode="append", partition_by=partition_by, metadata=metadata)
     predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-    (
-        DeltaTable(str(path))
-        .merge(
-            df.to_arrow(),
-            predicate=predicate,
-            source_alias="s",
-            target_alias="t",
-            commit_properties=_commit(metadata),
-        )
-        .when_matched_update_all()
-        .when_not_matched_insert_all()
-        .execute()
+    merger = DeltaTable(str(path)).merge(
+        df.to_arrow(),
+        predicate=predicate,
+        source_alias="s",
+        target_alias="t",
+        commit_properties=_commit(metadata),
     )
+    if on_match == "update":
+        merger = merger.when_matched_update_all()
+    elif on_match.startswith("newer:"):
+        col = on_match.removeprefix("newer:")
+        merger = merger.when_matched_update_all(predicate=f"s.{col} > t.{col}")
+    elif on_match != "ignore":
+        raise ValueError(f"unknown on_match {on_match!r}; use update, ignore or newer:<column>")
+    merger.when_not_matched_insert_all().execute()
     return DeltaTable(str(path)).version()
+
+
+def latest_metadata(path: Path, key: str) -> str | None:
+    """The value of a custom commit-metadata key in the newest commit that carries it."""
+    if not exists(path):
+        return None
+    for entry in DeltaTable(str(path)).history():
+        if key in entry:
+            return str(entry[key])
+    return None
 
 
 def scan(path: Path, version: int | str | datetime | None = None) -> pl.LazyFrame:

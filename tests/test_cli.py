@@ -66,7 +66,7 @@ def test_generate_then_status_then_run_one_domain(tmp_path: Path) -> None:
     assert again.returncode == 1 and "--force" in again.stderr
     run = mesh("run", "--domain", "producto", data=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert "gold/catalog v0" in run.stdout
+    assert "│ producto │ ok" in run.stdout
     unknown = mesh("run", "--domain", "ventaz", data=tmp_path)
     assert unknown.returncode == 1 and "unknown domain" in unknown.stderr
     status = mesh("status", data=tmp_path)

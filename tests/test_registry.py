@@ -114,7 +114,12 @@ def test_sixth_domain_is_discovered_by_folder(tmp_path: Path) -> None:
     registry = load_registry(root)
     assert len(registry) == 6
     assert registry.topological_order()[-1] == "soporte"
-    assert registry.consumers("ventas.customer_transaction_history") == ["marketing", "soporte"]
+    assert registry.consumers("ventas.customer_transaction_history") == [
+        "finanzas",
+        "logistica",
+        "marketing",
+        "soporte",
+    ]
     assert registry["soporte"].product("orders").qualified_name == "soporte.orders"
 
 

@@ -92,6 +92,7 @@ def test_references_resolve_except_injected_orphans(world: Path) -> None:
     _use(world)
     customers = set(raw("ventas", "customers")["customer_id"])
     products = set(raw("producto", "products")["product_id"])
+    campaigns = set(raw("marketing", "campaigns")["campaign_id"])
     orders = raw("ventas", "orders")
     order_ids = set(orders["order_id"])
     checks = [
@@ -100,7 +101,7 @@ def test_references_resolve_except_injected_orphans(world: Path) -> None:
         ("logistica", "shipments", "shipment_id", "order_id", order_ids),
         ("finanzas", "payments", "payment_id", "order_id", order_ids),
         ("ventas", "refunds", "refund_id", "order_id", order_ids),
-        ("marketing", "campaign_events", "event_id", "customer_id", customers),
+        ("marketing", "campaign_events", "event_id", "campaign_id", campaigns),
         ("producto", "reviews", "review_id", "product_id", products),
     ]
     for domain, table, key, fk, universe in checks:

@@ -92,7 +92,7 @@ SPECS = {
             "campaign_events",
             "event_id",
             required=("event_type",),
-            foreign_keys=("customer_id",),
+            foreign_keys=("campaign_id",),
             malformed=("event_type", "upper_bang"),
         ),
         TableSpec(

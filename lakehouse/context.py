@@ -104,11 +104,33 @@ class DomainContext:
             self.reads.append(qualified)
         return self._read(owner, "gold", name)
 
+    def table(self, name: str) -> pl.LazyFrame:
+        """Any table by name: this domain's own `layer.table`, or another domain's
+        `domain.product` (gold, declared); another domain's raw or curated data is refused."""
+        parts = name.split(".")
+        if len(parts) == 2 and parts[0] in ("raw", "curated", "gold", "features"):
+            return self._read(self.name, parts[0], parts[1])
+        if len(parts) == 2:
+            return self.product(name)
+        if len(parts) == 3:
+            domain, layer, table = parts
+            if domain == self.name:
+                return self._read(domain, layer, table)
+            if layer == "gold":
+                return self.product(f"{domain}.{table}")
+            raise UndeclaredDependencyError(
+                f"domain {self.name!r} cannot read {name}: another domain's {layer} data is "
+                f"private; read its published product instead (declare e.g. '- {domain}.<product>'"
+                f" under dependencies: in {self.domain.file})"
+            )
+        raise ValueError(f"{name!r} is not a table name; use layer.table or domain.product")
+
     def delta_sql_path(self, layer: str, table: str) -> str:
         """A quoted path for DuckDB's delta_scan over one of this domain's tables."""
         path = self.path(layer, table)
         if not storage.exists(path):
             raise storage.TableNotFoundError(path)
+        self._read(self.name, layer, table)  # a lineage input of the current step
         return "'" + str(path).replace("'", "''") + "'"
 
     def sql(self, query: str, **frames: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
@@ -317,9 +339,7 @@ class DomainContext:
         frame = batch.lazy()
         if prepare is not None:
             frame = prepare(frame)
-        frame = frame.sort("ingested_at", *key).unique(
-            subset=list(key), keep="first", maintain_order=True
-        )
+        # rules run before deduplication so that no bad row can hide behind a good copy
         good, bad = split(frame.collect(), list(rules))  # type: ignore[arg-type]
         if repairs:
             # rows a rule flags but `finish` repairs stay in curated; the log keeps the evidence
@@ -327,7 +347,11 @@ class DomainContext:
             self.quarantine(source, repaired, key, f"raw/{source}", resolved=True)
         if finish is not None:
             good = finish(good.lazy()).collect()
-        good = good.with_columns(pl.lit(self.run_at, dtype=TS).alias(PROCESSED))
+        good = (
+            good.sort("ingested_at", *key)
+            .unique(subset=list(key), keep="first", maintain_order=True)
+            .with_columns(pl.lit(self.run_at, dtype=TS).alias(PROCESSED))
+        )
         self.quarantine(source, bad, key, f"raw/{source}")
         new_mark = new["ingested_at"].max() if new.height else None
         self.publish("curated", table, good, keys=key, on_match=on_match,

@@ -56,4 +56,6 @@ def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     con.execute("SET autoload_known_extensions = false")
     con.execute("SET extension_directory = ?", [str(packaged_extension_dir())])
     con.execute("LOAD delta")
+    # date casts of timestamps must not depend on the machine's zone: the mesh runs on UTC
+    con.execute("SET TimeZone = 'UTC'")
     return con

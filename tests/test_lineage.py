@@ -13,98 +13,24 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import threading
 from collections.abc import Iterator
-from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
-from jsonschema import Draft202012Validator, ValidationError
-from referencing import Registry, Resource
+from jsonschema import ValidationError
+from openlineage_spec import _vendored, facets, nearest_spec, validate_event
 
 from lakehouse import lineage, storage
 from lakehouse.lineage import DatasetRef, read_events, track
-
-SPEC_DIR = Path(__file__).parent / "fixtures" / "openlineage"
-_SPEC_URL = re.compile(
-    r"^https://openlineage\.io/spec/(?P<kind>facets/)?(?P<ver>\d+-\d+-\d+)/(?P<name>\w+)\.json$"
-)
 
 SALES_HISTORY = DatasetRef("ventas", "gold", "customer_transaction_history")
 CAMPAIGNS = DatasetRef("marketing", "curated", "campaigns")
 SEGMENTS = DatasetRef("marketing", "gold", "customer_segments")
 OWNER = "campaigns-team@company.com"
-
-
-@lru_cache(maxsize=1)
-def _vendored() -> dict[str, dict[str, Any]]:
-    docs = (json.loads(p.read_text()) for p in sorted(SPEC_DIR.glob("*.json")))
-    return {doc["$id"]: doc for doc in docs}
-
-
-def nearest_spec(url: str) -> str:
-    """`$id` of the vendored schema that validates the spec document at `url`."""
-    base = url.partition("#")[0]
-    docs = _vendored()
-    if base in docs:
-        return base
-    wanted = _SPEC_URL.match(base)
-    if wanted is None:
-        raise LookupError(f"{url} is not an OpenLineage spec URL; there is no offline schema")
-    candidates = []
-    for doc_id in docs:
-        have = _SPEC_URL.match(doc_id)
-        if have and (have["kind"], have["name"]) == (wanted["kind"], wanted["name"]):
-            candidates.append((tuple(map(int, have["ver"].split("-"))), doc_id))
-    if not candidates:
-        raise LookupError(f"no schema for {url}; add its spec file to {SPEC_DIR}")
-    major = int(wanted["ver"].split("-")[0])
-    same_major = [c for c in candidates if c[0][0] == major]
-    # Across majors only as a last resort: the client stamps TagsRunFacet 1-0-0, the repo
-    # publishes it as 2-0-3 with the same fields; facets use the core only for BaseFacet.
-    return max(same_major or candidates)[1]
-
-
-@lru_cache(maxsize=1)
-def _registry() -> Registry:
-    def retrieve(uri: str) -> Resource:
-        return Resource.from_contents(_vendored()[nearest_spec(uri)])
-
-    resources = [(i, Resource.from_contents(doc)) for i, doc in _vendored().items()]
-    return Registry(retrieve=retrieve).with_resources(resources)  # type: ignore[call-arg]
-
-
-def _check(instance: Any, schema_url: str) -> None:
-    Draft202012Validator(
-        {"$ref": schema_url},
-        registry=_registry(),
-        format_checker=Draft202012Validator.FORMAT_CHECKER,
-    ).validate(instance)
-
-
-def _facets(event: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    yield from (event["run"].get("facets") or {}).items()
-    yield from (event["job"].get("facets") or {}).items()
-    for dataset in event.get("inputs", []) + event.get("outputs", []):
-        for group in ("facets", "inputFacets", "outputFacets"):
-            yield from (dataset.get(group) or {}).items()
-
-
-def validate_event(event: dict[str, Any]) -> None:
-    """Validate a RunEvent against OpenLineage.json and every facet against its own schema."""
-    assert event["schemaURL"].endswith("/OpenLineage.json#/$defs/RunEvent"), event["schemaURL"]
-    _check(event, event["schemaURL"])
-    for key, facet in _facets(event):
-        _check(facet, facet["_schemaURL"])
-        spec = _vendored()[nearest_spec(facet["_schemaURL"])]
-        if key not in spec["properties"]:
-            raise ValidationError(
-                f"facet {key!r} is filed under the wrong key; spec: {spec['$id']}"
-            )
 
 
 @pytest.fixture(autouse=True)
@@ -353,5 +279,5 @@ def test_job_must_belong_to_its_domain() -> None:
 
 def test_every_facet_the_client_stamps_has_a_vendored_schema(data_dir: Path) -> None:
     _run_step()
-    urls = {f["_schemaURL"] for e in read_events() for _, f in _facets(e)}
+    urls = {f["_schemaURL"] for e in read_events() for _, f in facets(e)}
     assert {nearest_spec(u) for u in urls} <= set(_vendored())

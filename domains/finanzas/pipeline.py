@@ -411,40 +411,46 @@ def accounting_reports(
 
 
 # ---------------------------------------------------------------- run
-def run(ctx: DomainContext) -> None:
-    """Bring finanzas' curated tables up to date, then refresh the products they touch."""
-    orders = ctx.product(HISTORY).select(
+def _orders(ctx: DomainContext) -> pl.LazyFrame:
+    """The columns of ventas' transaction history that finanzas reconciles against."""
+    return ctx.product(HISTORY).select(
         "order_id", "customer_id", "order_ts", "order_date", "region", "currency", "amount",
         "amount_usd", "status", "calculated_at",
     )  # fmt: skip
+
+
+def run(ctx: DomainContext) -> None:
+    """Bring finanzas' curated tables up to date, then refresh the products they touch."""
     if _has(ctx, "raw", "payments"):
         ctx.curate(
             "payments",
             source="payments",
             key=["payment_id"],
             rules=PAYMENT_RULES,
-            prepare=lambda raw: prepare_payments(raw, orders),
+            prepare=lambda raw: prepare_payments(raw, _orders(ctx)),
             repairs=PAYMENT_REPAIRS,
             finish=finish_payments,
             retry_rules=["unknown_order"],
         )
     if not _has(ctx, "curated", "payments"):
         return
-    payments = ctx.curated("payments")
     if _has(ctx, "raw", "chargebacks"):
         ctx.curate(
             "chargebacks",
             source="chargebacks",
             key=["chargeback_id"],
             rules=CHARGEBACK_RULES,
-            prepare=lambda raw: prepare_chargebacks(raw, payments),
+            prepare=lambda raw: prepare_chargebacks(raw, ctx.curated("payments")),
             repairs=CHARGEBACK_REPAIRS,
-            finish=lambda good: finish_chargebacks(good, payments),
+            finish=lambda good: finish_chargebacks(good, ctx.curated("payments")),
             retry_rules=["unknown_payment"],
         )
-    _publish_transactions(ctx, orders)
-    _publish_fraud(ctx)
-    _publish_accounting(ctx, orders)
+    with ctx.step("gold.payment_transactions"):
+        _publish_transactions(ctx, _orders(ctx))
+    with ctx.step("gold.fraud_scores"):
+        _publish_fraud(ctx)
+    with ctx.step("gold.accounting_reports"):
+        _publish_accounting(ctx, _orders(ctx))
 
 
 def _has(ctx: DomainContext, layer: str, table: str) -> bool:

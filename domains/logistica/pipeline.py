@@ -16,15 +16,19 @@ from lakehouse.reference import REGIONS
 KNOWN = CHECK_PREFIX + "known"
 LOW_STOCK_UNITS = 25
 
-LATEST_STATUS = """
+FLAG_ORDERS = """
 SELECT b.*, coalesce(k.known, false) AS {known},
        b.region AS region_raw, upper(trim(b.region)) AS region_clean
 FROM batch AS b
 LEFT JOIN (SELECT DISTINCT order_id, true AS known FROM ref) AS k USING (order_id)
+"""
+
+LATEST_STATUS = """
+SELECT * EXCLUDE (region_raw) FROM good
 -- a shipment reports 'shipped' then 'delivered'; within a batch the latest event wins
 QUALIFY row_number() OVER (
     PARTITION BY shipment_id
-    ORDER BY (status = 'delivered') DESC NULLS LAST, event_ts DESC, ingested_at
+    ORDER BY (status = 'delivered') DESC, event_ts DESC, ingested_at
 ) = 1
 """
 
@@ -107,7 +111,7 @@ def _sql(ctx: DomainContext, query: str, **frames: pl.DataFrame | pl.LazyFrame) 
 def _prepare_shipments(ctx: DomainContext, batch: pl.LazyFrame) -> pl.LazyFrame:
     orders = ctx.product("ventas.customer_transaction_history").select("order_id")
     batch = batch.drop("region_raw", strict=False)
-    frame = _sql(ctx, LATEST_STATUS.format(known=KNOWN), batch=batch, ref=orders)
+    frame = _sql(ctx, FLAG_ORDERS.format(known=KNOWN), batch=batch, ref=orders)
     return frame.lazy().with_columns(pl.col("region_clean").alias("region")).drop("region_clean")
 
 
@@ -120,7 +124,7 @@ def run(ctx: DomainContext) -> None:
         rules=SHIPMENT_RULES,
         repairs=SHIPMENT_REPAIRS,
         prepare=lambda batch: _prepare_shipments(ctx, batch),
-        finish=lambda good: good.drop("region_raw"),
+        finish=lambda good: _sql(ctx, LATEST_STATUS, good=good).lazy(),
         on_match="newer:event_ts",
         retry_rules=["unknown_order"],
     )

@@ -46,7 +46,6 @@ EVENT_TYPES = ("send", "open", "click", "conversion")
 CHANNELS = ("email", "push", "sms")
 ATTRIBUTION_WINDOW = timedelta(days=7)
 KNOWN = CHECK_PREFIX + "known"
-UTC = "SET TimeZone = 'UTC';\n"  # dates and timestamps in SQL are UTC, like the rest of the mesh
 
 Sql = Callable[..., pl.DataFrame]  # ctx.sql: (query, **frames) -> Polars
 Table = pl.DataFrame | pl.LazyFrame | str  # a frame, or SQL such as "delta_scan('...')"
@@ -60,21 +59,12 @@ CAMPAIGN_COLUMNS = (
 )  # fmt: skip
 
 
-def _utc(df: pl.DataFrame) -> pl.DataFrame:
-    """DuckDB hands timestamps back in its session zone's spelling; the mesh writes 'UTC'."""
-    return df.with_columns(
-        pl.col(name).dt.convert_time_zone("UTC")
-        for name, dtype in df.schema.items()
-        if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None
-    )
-
-
 def _query(sql: Sql, query: str, **tables: Table) -> pl.DataFrame:
     """Run a query whose {name} placeholders are frames (registered under that name) or SQL
     table expressions (so large Delta tables are scanned by DuckDB, not collected first)."""
     frames = {name: t for name, t in tables.items() if not isinstance(t, str)}
     text = query.format(**{name: t if isinstance(t, str) else name for name, t in tables.items()})
-    return _utc(sql(UTC + text, **frames))
+    return sql(text, **frames)  # ctx.sql runs on UTC and returns UTC timestamps
 
 
 # ---------------------------------------------------------------- curated
@@ -338,36 +328,36 @@ def customer_segments(
 # ---------------------------------------------------------------- run
 def run(ctx: DomainContext) -> None:
     """Bring marketing's curated tables up to date, then refresh the products they touch."""
-    catalog = ctx.product(CATALOG)
     ctx.curate(
         "campaigns",
         source="campaigns",
         key=["campaign_id"],
         rules=CAMPAIGN_RULES,
-        prepare=lambda raw: prepare_campaigns(ctx.sql, raw, catalog),
+        prepare=lambda raw: prepare_campaigns(ctx.sql, raw, ctx.product(CATALOG)),
         finish=lambda good: good.select(CAMPAIGN_COLUMNS),
         retry_rules=["unknown_category"],
     )
     if not _has(ctx, "curated", "campaigns"):
         return
-    campaigns = ctx.curated("campaigns")
     if _has(ctx, "raw", "campaign_events"):
         ctx.curate(
             "campaign_events",
             source="campaign_events",
             key=["event_id"],
             rules=EVENT_RULES,
-            prepare=lambda raw: prepare_events(ctx.sql, raw, campaigns),
+            prepare=lambda raw: prepare_events(ctx.sql, raw, ctx.curated("campaigns")),
             repairs=EVENT_REPAIRS,
             finish=lambda good: good.select(EVENT_COLUMNS),
             retry_rules=["unknown_campaign"],
         )
     if not _has(ctx, "curated", "campaign_events"):
         return
-    history = ctx.product(HISTORY)
-    _publish_attribution(ctx, history)
-    _publish_metrics(ctx)
-    _publish_segments(ctx, history)
+    with ctx.step("gold.attribution_model"):
+        _publish_attribution(ctx, ctx.product(HISTORY))
+    with ctx.step("gold.campaign_metrics"):
+        _publish_metrics(ctx)
+    with ctx.step("gold.customer_segments"):
+        _publish_segments(ctx, ctx.product(HISTORY))
 
 
 def _has(ctx: DomainContext, layer: str, table: str) -> bool:

@@ -96,6 +96,14 @@ def finish_orders(good: pl.LazyFrame) -> pl.LazyFrame:
     )  # fmt: skip
 
 
+def prepare_lines(raw: pl.LazyFrame, orders: pl.LazyFrame, catalog: pl.LazyFrame) -> pl.LazyFrame:
+    """Flag lines whose order ventas does not know (yet) or whose product the catalog lacks."""
+    products = catalog.select("product_id").collect().to_series().implode()
+    return _flag_known(raw, "order_id", orders).with_columns(
+        pl.col("product_id").is_in(products).fill_null(False).alias(CHECK_PREFIX + "product")
+    )
+
+
 LINE_RULES = [
     Rule("not_null:product_id", pl.col("product_id").is_not_null(), "product id is missing"),
     Rule("not_null:quantity", pl.col("quantity").is_not_null(), "quantity is missing"),
@@ -222,31 +230,25 @@ def run(ctx: DomainContext) -> None:
     """Bring ventas' curated tables up to date, then refresh the products they touch."""
     ctx.curate("customers", source="customers", key=["customer_id"], rules=CUSTOMER_RULES,
                prepare=prepare_customers, repairs=CUSTOMER_REPAIRS)  # fmt: skip
-    customers = ctx.curated("customers")
     ctx.curate(
         "orders",
         source="orders",
         key=["order_id"],
         rules=ORDER_RULES,
         prepare=lambda raw: prepare_orders(
-            raw.with_columns(currency_raw=pl.col("currency")), customers
+            raw.with_columns(currency_raw=pl.col("currency")), ctx.curated("customers")
         ),
         repairs=ORDER_REPAIRS,
         finish=finish_orders,
         retry_rules=["unknown_customer"],
     )
-    orders = ctx.curated("orders")
-    catalog = ctx.product("producto.catalog")
     ctx.curate(
         "order_lines",
         source="order_lines",
         key=["line_id"],
         rules=LINE_RULES,
-        prepare=lambda raw: _flag_known(raw, "order_id", orders).with_columns(
-            pl.col("product_id")
-            .is_in(catalog.select("product_id").collect().to_series().implode())
-            .fill_null(False)
-            .alias(CHECK_PREFIX + "product")
+        prepare=lambda raw: prepare_lines(
+            raw, ctx.curated("orders"), ctx.product("producto.catalog")
         ),
         retry_rules=["unknown_order", "unknown_product"],
     )
@@ -255,9 +257,9 @@ def run(ctx: DomainContext) -> None:
         source="refunds",
         key=["refund_id"],
         rules=REFUND_RULES,
-        prepare=lambda raw: _flag_known(raw, "order_id", orders),
+        prepare=lambda raw: _flag_known(raw, "order_id", ctx.curated("orders")),
         finish=lambda good: (
-            good.join(orders.select("order_id", "region"), on="order_id")
+            good.join(ctx.curated("orders").select("order_id", "region"), on="order_id")
             .with_columns(amount_usd=(pl.col("amount") / FX).round(2))
             .select(
                 "refund_id",

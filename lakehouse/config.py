@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     feature_repo: Path = Field(
         default=PROJECT_ROOT / "feature_repo", description="Feast repository"
     )
+    curate_chunk_rows: int = Field(
+        default=2_000_000, description="Raw rows per curated commit when a backlog is large"
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     dashboard_port: int = 8501

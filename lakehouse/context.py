@@ -306,10 +306,10 @@ class DomainContext:
         on_match: str = "ignore",
         retry_rules: Sequence[str] = (),
         repairs: Sequence[object] = (),
-    ) -> pl.DataFrame:
+    ) -> int:
         """One incremental raw -> curated step: new raw rows (plus quarantined rows waiting for a
-        late reference) are prepared, deduplicated, split by the rules into good rows (merged into
-        curated/<table>) and bad rows (quarantined); returns the good rows written."""
+        late reference) are prepared, split by the rules into good rows (deduplicated and merged
+        into curated/<table>) and bad rows (quarantined); returns the number of rows written."""
         with self.step(f"curated.{table}"):
             return self._curate(
                 table, source, key, rules, prepare, finish, on_match, retry_rules, repairs
@@ -326,21 +326,76 @@ class DomainContext:
         on_match: str,
         retry_rules: Sequence[str],
         repairs: Sequence[object],
-    ) -> pl.DataFrame:
+    ) -> int:
+        mark = self.watermarks("curated", table).get(f"raw/{source}")
+        retry = self.pending(source, retry_rules)
+        written = 0
+        # big backlogs (a first build) go through in slices of whole ingestion batches, each its
+        # own commit with its own watermark: memory stays bounded and a crash resumes mid-way
+        for low, high in self._slices(self.raw(source), mark):
+            new = self.since(self.raw(source), low).filter(
+                pl.col("ingested_at") <= pl.lit(high, dtype=TS)
+            )
+            written += self._curate_batch(
+                table, source, key, new.collect(), retry, rules, prepare, finish, on_match,
+                retry_rules, repairs, high,
+            )  # fmt: skip
+            retry = None
+        if retry is not None:  # nothing new arrived, but a late reference may have
+            written += self._curate_batch(
+                table, source, key, retry.clear(), retry, rules, prepare, finish, on_match,
+                retry_rules, repairs, None,
+            )  # fmt: skip
+        return written
+
+    def _slices(
+        self, raw: pl.LazyFrame, mark: datetime | None
+    ) -> list[tuple[datetime | None, datetime]]:
+        """(exclusive low, inclusive high) ingestion-time bounds of the rows after `mark`, about
+        `curate_chunk_rows` rows each, never splitting one ingestion batch."""
+        from lakehouse.config import get_settings
+
+        limit = get_settings().curate_chunk_rows
+        sizes = self.since(raw, mark).group_by("ingested_at").len().sort("ingested_at").collect()
+        slices: list[tuple[datetime | None, datetime]] = []
+        low, rows = mark, 0
+        for stamp, n in sizes.iter_rows():
+            rows += n
+            if rows >= limit:
+                slices.append((low, stamp))
+                low, rows = stamp, 0
+        if rows:
+            slices.append((low, sizes["ingested_at"][-1]))
+        return slices
+
+    def _curate_batch(
+        self,
+        table: str,
+        source: str,
+        key: Sequence[str],
+        new: pl.DataFrame,
+        retry: pl.DataFrame | None,
+        rules: Sequence[object],
+        prepare: Callable[[pl.LazyFrame], pl.LazyFrame] | None,
+        finish: Callable[[pl.LazyFrame], pl.LazyFrame] | None,
+        on_match: str,
+        retry_rules: Sequence[str],
+        repairs: Sequence[object],
+        new_mark: datetime | None,
+    ) -> int:
         from lakehouse.quality import split
 
-        mark = self.watermarks("curated", table).get(f"raw/{source}")
-        new = self.since(self.raw(source), mark).collect()
         self.rows_in += new.height
-        retry = self.pending(source, retry_rules)
         batch = pl.concat([new, retry], how="diagonal_relaxed") if retry is not None else new
+        del new
         if batch.is_empty():
-            return batch
+            return 0
         frame = batch.lazy()
         if prepare is not None:
             frame = prepare(frame)
         # rules run before deduplication so that no bad row can hide behind a good copy
         good, bad = split(frame.collect(), list(rules))  # type: ignore[arg-type]
+        del frame, batch
         if repairs:
             # rows a rule flags but `finish` repairs stay in curated; the log keeps the evidence
             _, repaired = split(good, list(repairs))  # type: ignore[arg-type]
@@ -353,14 +408,12 @@ class DomainContext:
             .with_columns(pl.lit(self.run_at, dtype=TS).alias(PROCESSED))
         )
         self.quarantine(source, bad, key, f"raw/{source}")
-        new_mark = new["ingested_at"].max() if new.height else None
         self.publish("curated", table, good, keys=key, on_match=on_match,
                      watermarks={f"raw/{source}": new_mark})  # fmt: skip
         if retry is not None:
-            self.resolve(
-                source, good.join(retry.select(*key), on=list(key), how="semi"), key, retry_rules
-            )
-        return good
+            passed = good.join(retry.select(*key), on=list(key), how="semi")
+            self.resolve(source, passed, key, retry_rules)
+        return good.height
 
     def publish_product(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +75,32 @@ def test_generate_then_status_then_run_one_domain(tmp_path: Path) -> None:
     assert "scale tiny" in status.stdout
     assert "catalog" in status.stdout and "orders" in status.stdout
     assert "pipeline producto" in status.stdout
+
+
+def test_tables_history_and_time_travel_from_the_cli(tmp_path: Path) -> None:
+    assert mesh("generate", "--scale", "tiny", "--seed", "4", data=tmp_path).returncode == 0
+    assert mesh("run", data=tmp_path).returncode == 0
+    assert mesh("generate", "--days", "2", data=tmp_path).returncode == 0
+    assert mesh("run", data=tmp_path).returncode == 0
+    history = mesh("tables", "history", "ventas.daily_revenue", data=tmp_path)
+    assert history.returncode == 0, history.stderr
+    assert "MERGE" in history.stdout and "WRITE" in history.stdout
+    old = mesh("tables", "show", "ventas.daily_revenue", "--version", "0", data=tmp_path)
+    new = mesh("tables", "show", "ventas.daily_revenue", data=tmp_path)
+    assert old.returncode == new.returncode == 0
+    rows = [int(o.stdout.split(" rows")[0].split()[-1].replace(",", "")) for o in (old, new)]
+    assert rows[1] > rows[0]
+    missing = mesh("tables", "show", "ventas.nope", data=tmp_path)
+    assert missing.returncode == 1 and "tables of ventas" in missing.stderr
+    too_far = mesh("tables", "show", "ventas.daily_revenue", "--version", "99", data=tmp_path)
+    assert too_far.returncode == 1 and "versions 0.." in too_far.stderr
+
+
+def test_run_reports_a_failed_domain_and_exits_nonzero(tmp_path: Path) -> None:
+    assert mesh("generate", "--scale", "tiny", "--seed", "6", data=tmp_path).returncode == 0
+    shutil.rmtree(tmp_path / "lakehouse" / "logistica" / "raw" / "returns")
+    result = mesh("run", data=tmp_path)
+    assert result.returncode == 1
+    assert "│ logistica │ failed" in result.stdout
+    assert "│ marketing │ ok" in result.stdout  # unrelated domains still ran
+    assert "logistica failed" in result.stderr and "returns" in result.stderr

@@ -10,6 +10,7 @@ import sys
 import time
 from datetime import date, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -227,6 +228,76 @@ def features_materialize(
 ) -> None:
     """Load the latest feature values into the SQLite online store."""
     _features_materialize(incremental)
+
+
+@features_app.command("training-set")
+def features_training_set(
+    service: Annotated[str, typer.Option(help="Feature service.")] = "churn_v2",
+    entities: Annotated[
+        Path | None,
+        typer.Option(
+            help="Parquet or CSV with join keys and event_timestamp (default: the churn labels)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the result here (.parquet or .csv).")
+    ] = None,
+) -> None:
+    """Build a point-in-time training set (our ASOF engine over the Delta feature tables)."""
+    import polars as pl
+
+    from lakehouse.pit import training_set
+
+    if entities is None:
+        from models.churn import build_labels
+
+        entity_df = build_labels()
+    elif not entities.exists():
+        raise typer.BadParameter(f"{entities} does not exist", param_hint="--entities")
+    elif entities.suffix == ".csv":
+        entity_df = pl.read_csv(entities, try_parse_dates=True)
+    else:
+        entity_df = pl.read_parquet(entities)
+    t0 = time.perf_counter()
+    with console.status(f"point-in-time join of {entity_df.height:,} entity rows on {service}..."):
+        frame = training_set(service, entity_df)
+    seconds = time.perf_counter() - t0
+    console.print(f"[green]{frame.height:,} rows × {frame.width} columns[/] in {seconds:.1f}s")
+    if out is None:
+        console.print(str(frame.head(10)), highlight=False)
+    elif out.suffix == ".csv":
+        frame.write_csv(out)
+    else:
+        frame.write_parquet(out)
+    if out is not None:
+        console.print(f"written to {out}")
+
+
+@features_app.command("skew")
+def features_skew(
+    service: Annotated[str, typer.Option(help="Feature service.")] = "churn_v2",
+    sample: Annotated[int, typer.Option(help="Customers to compare.")] = 200,
+) -> None:
+    """Compare online values with offline point-in-time values; non-zero exit on mismatch."""
+    from lakehouse import features
+
+    with console.status(f"comparing online and offline {service} for {sample} customers..."):
+        report = features.skew(service, sample)
+    table = Table(title=f"{service}: online vs offline as of {report.as_of:%Y-%m-%d %H:%M}")
+    table.add_column("feature")
+    table.add_column("mismatches", justify="right")
+    for name, n in report.mismatches.items():
+        table.add_row(name, f"[{'red' if n else 'green'}]{n}[/]")
+    console.print(table)
+    if report.expired_online:
+        console.print(f"[yellow]{report.expired_online} customers: online still serves values "
+                      "older than the view's TTL (offline returns none)[/]")  # fmt: skip
+    for example in report.examples:
+        console.print(f"  {example}", highlight=False)
+    if not report.ok:
+        err.print(f"[bold red]skew:[/] {sum(report.mismatches.values())} mismatching values")
+        raise typer.Exit(1)
+    console.print(f"[green]no skew[/] across {report.entities} customers")
 
 
 @features_app.command("ui")

@@ -12,10 +12,12 @@ Feast is imported inside functions only: importing it costs seconds and the CLI 
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +26,7 @@ import pandas as pd
 import polars as pl
 
 from lakehouse import storage
+from lakehouse.clock import mesh_now
 from lakehouse.config import get_settings
 from lakehouse.duck import DeltaExtensionMissingError, ensure_delta_extension
 
@@ -257,10 +260,11 @@ def historical_features(
 def materialize(
     end: datetime | None = None, incremental: bool = False
 ) -> dict[str, tuple[datetime, datetime]]:
-    """Load the latest feature values up to `end` (default now) into the SQLite online store;
+    """Load the latest feature values up to `end` (default: the mesh clock, the newest ingestion
+    time in the lakehouse) into the SQLite online store;
     returns each view's materialized interval. Incremental runs continue from the previous end;
     a view never materialized gets its whole history."""
-    end = end or datetime.now(UTC)
+    end = end or mesh_now() or datetime.now(UTC)
     if end.tzinfo is None:
         end = end.replace(tzinfo=UTC)
     store = feature_store()
@@ -287,3 +291,76 @@ def online_features(service: str, customer_ids: Sequence[int]) -> dict[str, list
     return store.get_online_features(
         features=_feature_service(store, service), entity_rows=rows
     ).to_dict()
+
+
+@dataclass
+class SkewReport:
+    """Online values compared with offline point-in-time values at the materialization time."""
+
+    service: str
+    as_of: datetime
+    entities: int
+    mismatches: dict[str, int]
+    expired_online: int  # online still serves a value the offline store dropped by TTL
+    examples: list[dict[str, Any]]
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.mismatches.values())
+
+
+def _same(a: object, b: object) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, float) or isinstance(b, float):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)  # type: ignore[arg-type]
+    return a == b
+
+
+def skew(service: str = "churn_v2", sample: int = 200, seed: int = 0) -> SkewReport:
+    """Compare online features of a sample of customers with the offline point-in-time values
+    at the end of the last materialization (train/serve skew check)."""
+    from lakehouse.pit import training_set
+
+    store = feature_store()
+    fs = _feature_service(store, service)
+    views = [store.get_feature_view(p.name) for p in fs.feature_view_projections]
+    if any(not fv.materialization_intervals for fv in views):
+        raise FeatureStoreError(
+            f"{service} has views that were never materialized; run `mesh features materialize`"
+        )
+    as_of = min(fv.materialization_intervals[-1][1] for fv in views)
+    sources = _delta_sources(store, [fv.name for fv in views])
+    ids = (
+        pl.concat([storage.scan(path).select("customer_id").unique() for path in sources])
+        .unique()
+        .sort("customer_id")
+        .collect()
+    )
+    chosen = ids.sample(n=min(sample, ids.height), seed=seed)["customer_id"].sort().to_list()
+    entity_df = pl.DataFrame(
+        {"customer_id": chosen, EVENT_TIMESTAMP: [as_of] * len(chosen)},
+        schema={"customer_id": pl.Int64, EVENT_TIMESTAMP: pl.Datetime("us", "UTC")},
+    )
+    offline = training_set(service, entity_df).sort("customer_id")
+    online = online_features(service, chosen)
+    features = [c for c in offline.columns if c not in ("customer_id", EVENT_TIMESTAMP)]
+    mismatches = dict.fromkeys(features, 0)
+    examples: list[dict[str, Any]] = []
+    expired = 0
+    for i, row in enumerate(offline.iter_rows(named=True)):
+        stale = all(row[f] is None for f in features) and any(
+            online[f][i] is not None for f in features
+        )
+        if stale:
+            expired += 1
+            continue
+        for f in features:
+            if not _same(row[f], online[f][i]):
+                mismatches[f] += 1
+                if len(examples) < 10:
+                    examples.append(
+                        {"customer_id": row["customer_id"], "feature": f,
+                         "offline": row[f], "online": online[f][i]}
+                    )  # fmt: skip
+    return SkewReport(service, as_of, len(chosen), mismatches, expired, examples)

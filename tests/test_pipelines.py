@@ -23,7 +23,7 @@ from lakehouse.quality import validate
 from lakehouse.registry import load_registry
 from lakehouse.simulation import generate
 from lakehouse.simulation.generator import injections_path
-from lakehouse.simulation.world import SPECS
+from lakehouse.simulation.sources import SPECS
 
 AUDIT = ("calculated_at", "processed_at", "_quarantined_at", "_resolved_at")
 

@@ -24,7 +24,8 @@ from lakehouse.simulation.generator import (
     world_info,
 )
 from lakehouse.simulation.scales import get_scale
-from lakehouse.simulation.world import SPECS, World
+from lakehouse.simulation.sources import SPECS
+from lakehouse.simulation.world import World
 
 
 def _use(root: Path) -> None:

@@ -21,7 +21,8 @@ from lakehouse.simulation.scales import (
     DEFAULT_SEED,
     get_scale,
 )
-from lakehouse.simulation.world import SPECS, World
+from lakehouse.simulation.sources import SPECS
+from lakehouse.simulation.world import World
 
 INGEST_HOUR = 2  # each day's source drop lands in the lakehouse at 02:00 UTC the next day
 SIM_DAY_KEY = "sim_day_end"

@@ -19,106 +19,11 @@ import numpy as np
 import polars as pl
 
 from lakehouse.simulation import catalog as cat
-from lakehouse.simulation.dirty import TableSpec, inject
+from lakehouse.simulation.dirty import inject
 from lakehouse.simulation.scales import Scale
+from lakehouse.simulation.sources import SPECS
 
 DAY_US = 86_400_000_000
-SPECS = {
-    s.name: s
-    for s in (
-        TableSpec(
-            "ventas",
-            "customers",
-            "customer_id",
-            kinds=("duplicate", "malformed_value"),
-            malformed=("email", "email_no_at"),
-        ),
-        TableSpec(
-            "ventas",
-            "orders",
-            "order_id",
-            required=("customer_id", "amount"),
-            amount="amount",
-            foreign_keys=("customer_id",),
-            malformed=("currency", "lower_padded"),
-        ),
-        TableSpec(
-            "ventas",
-            "order_lines",
-            "line_id",
-            required=("product_id", "quantity"),
-            amount="amount",
-            foreign_keys=("product_id",),
-        ),
-        TableSpec(
-            "ventas",
-            "refunds",
-            "refund_id",
-            required=("order_id",),
-            amount="amount",
-            foreign_keys=("order_id",),
-        ),
-        TableSpec("producto", "products", "product_id", kinds=()),
-        TableSpec(
-            "producto",
-            "price_changes",
-            "change_id",
-            required=("price_usd",),
-            amount="price_usd",
-            foreign_keys=("product_id",),
-        ),
-        TableSpec(
-            "producto", "reviews", "review_id", required=("rating",), foreign_keys=("product_id",)
-        ),
-        TableSpec(
-            "logistica",
-            "shipments",
-            "shipment_id",
-            required=("order_id", "status"),
-            foreign_keys=("order_id",),
-            malformed=("region", "lower_padded"),
-        ),
-        TableSpec(
-            "logistica",
-            "returns",
-            "return_id",
-            required=("shipment_id",),
-            foreign_keys=("shipment_id",),
-        ),
-        TableSpec("logistica", "stock_levels", "product_id", kinds=()),
-        TableSpec("marketing", "campaigns", "campaign_id", kinds=()),
-        TableSpec(
-            "marketing",
-            "campaign_events",
-            "event_id",
-            required=("event_type",),
-            foreign_keys=("campaign_id",),
-            malformed=("event_type", "upper_bang"),
-        ),
-        TableSpec(
-            "finanzas",
-            "payments",
-            "payment_id",
-            required=("amount", "status"),
-            amount="amount",
-            foreign_keys=("order_id",),
-            malformed=("currency", "lower_padded"),
-        ),
-        TableSpec(
-            "finanzas",
-            "chargebacks",
-            "chargeback_id",
-            required=("payment_id",),
-            amount="amount",
-            foreign_keys=("payment_id",),
-        ),
-    )
-}
-CUSTOMER_FIELDS = (
-    "region", "currency", "base_rate", "method", "fail_prop", "email_rate", "fav_cat", "z",
-    "fraudster", "signup_day", "late", "ret", "fail", "email", "risk_day", "churn_day",
-    "churned", "click_day", "click_campaign",
-)  # fmt: skip
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

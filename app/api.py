@@ -51,4 +51,5 @@ def create_app() -> FastAPI:
     install(app)
     for module_name in domain_api_modules():
         app.include_router(load_router(module_name))
+    app.include_router(load_router("models.api"))  # model serving, owned by the ML platform
     return app

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -364,3 +365,33 @@ def skew(service: str = "churn_v2", sample: int = 200, seed: int = 0) -> SkewRep
                          "offline": row[f], "online": online[f][i]}
                     )  # fmt: skip
     return SkewReport(service, as_of, len(chosen), mismatches, expired, examples)
+
+
+def serving_store() -> FeatureStore:
+    """A FeatureStore kept for the life of the process (online reads are per request)."""
+    return _serving_store(str(get_settings().data_dir.resolve()))
+
+
+@lru_cache(maxsize=4)
+def _serving_store(data_dir: str) -> FeatureStore:
+    return feature_store()
+
+
+def online_features_with_time(
+    service: str, customer_id: int
+) -> tuple[dict[str, Any], list[datetime]]:
+    """One customer's online feature values (keys included) and the snapshot times they come
+    from; no times means the online store knows nothing about the customer."""
+    store = serving_store()
+    response = store.get_online_features(
+        features=_feature_service(store, service), entity_rows=[{"customer_id": int(customer_id)}]
+    ).to_dict(include_event_timestamps=True)
+    values = {k: v[0] for k, v in response.items() if not k.endswith("__ts")}
+    stamps = sorted(
+        {
+            datetime.fromtimestamp(v[0], UTC)
+            for k, v in response.items()
+            if k.endswith("__ts") and v[0]
+        }
+    )
+    return values, stamps

@@ -1,4 +1,5 @@
-"""Ventas (sales) features: customer purchase behaviour, snapshotted point in time."""
+"""Ventas (sales) features: customer purchase behaviour and the price change on each customer's
+favourite category, snapshotted point in time; and the churn models' feature services."""
 
 from datetime import timedelta
 
@@ -6,8 +7,17 @@ from entities import customer
 from feast import FeatureService, FeatureView, Field, FileSource
 from feast.data_format import DeltaFormat
 from feast.types import Float64, Int64, String
+from finanzas import finanzas_customer_fv
+from logistica import logistica_customer_fv
+from marketing import marketing_customer_fv
 
-from domains.ventas.features import PREMIUM_SPEND_USD_365D, features_path
+from domains.ventas.features import (
+    FAV_LOOKBACK_DAYS,
+    PREMIUM_SPEND_USD_365D,
+    PRICE_CHANGE_DAYS,
+    features_path,
+    price_change_path,
+)
 
 ventas_customer_source = FileSource(
     name="ventas_customer_source",
@@ -78,4 +88,73 @@ churn_v1 = FeatureService(
     description="Features of the first churn model: ventas purchase behaviour",
     owner="sales-team@company.com",
     tags={"model": "churn", "domains": "ventas"},
+)
+
+ventas_price_change_source = FileSource(
+    name="ventas_price_change_source",
+    path=str(price_change_path().resolve()),
+    file_format=DeltaFormat(),
+    timestamp_field="event_timestamp",
+    created_timestamp_column="created_timestamp",
+    description="Delta table built by domains.ventas.features.build_price_change_features",
+    owner="sales-team@company.com",
+    tags={"domain": "ventas"},
+)
+
+ventas_price_change_fv = FeatureView(
+    name="ventas_price_change_fv",
+    entities=[customer],
+    ttl=timedelta(days=21),
+    schema=[
+        Field(name="customer_id", dtype=Int64, description="Customer the snapshot describes"),
+        Field(
+            name="fav_category",
+            dtype=String,
+            description=(
+                f"Category the customer bought most units of in the {FAV_LOOKBACK_DAYS} days "
+                "before the snapshot (completed orders); null without purchases then"
+            ),
+        ),
+        Field(
+            name="fav_category_share_90d",
+            dtype=Float64,
+            description=f"Share of the customer's units in {FAV_LOOKBACK_DAYS} days that were "
+            "of the favourite category",
+        ),
+        Field(
+            name="fav_category_price_change_30d",
+            dtype=Float64,
+            description=(
+                "Relative change of the favourite category's average list price (producto."
+                f"pricing_history) over the {PRICE_CHANGE_DAYS} days before the snapshot "
+                "(0.1 = 10% dearer)"
+            ),
+        ),
+    ],
+    source=ventas_price_change_source,
+    online=True,
+    description=(
+        "Weekly snapshots of the price change on each customer's usual category: the customer "
+        "view of producto's prices, built by ventas, which alone knows what customers buy"
+    ),
+    owner="sales-team@company.com",
+    tags={"domain": "ventas", "pii": "false"},
+)
+
+churn_v2 = FeatureService(
+    name="churn_v2",
+    features=[
+        ventas_customer_fv,
+        ventas_price_change_fv,
+        logistica_customer_fv,
+        marketing_customer_fv,
+        finanzas_customer_fv,
+    ],
+    description=(
+        "Federated features of the second churn model: purchases and favourite-category price "
+        "changes (ventas), delivery experience (logistica), campaign pressure (marketing), "
+        "payment trouble (finanzas)"
+    ),
+    owner="sales-team@company.com",
+    tags={"model": "churn", "domains": "ventas,logistica,marketing,finanzas"},
 )

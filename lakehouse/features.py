@@ -259,7 +259,9 @@ def historical_features(
 
 
 def materialize(
-    end: datetime | None = None, incremental: bool = False
+    end: datetime | None = None,
+    incremental: bool = False,
+    views: Sequence[str] | None = None,
 ) -> dict[str, tuple[datetime, datetime]]:
     """Load the latest feature values up to `end` (default: the mesh clock, the newest ingestion
     time in the lakehouse) into the SQLite online store;
@@ -269,7 +271,13 @@ def materialize(
     if end.tzinfo is None:
         end = end.replace(tzinfo=UTC)
     store = feature_store()
-    views = [fv for fv in store.list_feature_views() if fv.online]
+    known = [fv for fv in store.list_feature_views() if fv.online]
+    unknown = sorted(set(views or ()) - {fv.name for fv in known})
+    if unknown:
+        raise FeatureStoreError(
+            f"no online feature view {unknown}; registered: {', '.join(fv.name for fv in known)}"
+        )
+    views = [fv for fv in known if views is None or fv.name in views]
     _require_tables(store, [fv.name for fv in views])
     fresh = [fv.name for fv in views if not incremental or not fv.materialization_intervals]
     rest = [fv.name for fv in views if fv.name not in fresh]

@@ -109,11 +109,14 @@ def test_snapshot_includes_late_order_once_ingested() -> None:
     assert one["preferred_payment_method"] == "pix"
 
 
-def test_snapshot_grid_is_weekly_mondays_covering_all_ingestion() -> None:
-    times = snapshot_times(orders_frame().lazy(), 7)
+def test_snapshot_grid_is_weekly_mondays_then_now() -> None:
+    orders = orders_frame()
+    times = snapshot_times(orders.lazy(), 7)
     assert times[0] == datetime(2026, 1, 26, tzinfo=UTC)
-    assert times[-1] == day(7)  # the first Monday after the last ingestion (T0 + 1 day)
-    assert all(t.weekday() == 0 and t.hour == 0 for t in times)
+    now = orders["ingested_at"].max()
+    assert times[-1] == now  # the last snapshot is what is known at the newest ingestion
+    assert all(t.weekday() == 0 and t.hour == 0 for t in times[:-1])
+    assert all(t < now for t in times[:-1])
     assert len(times) == 7
 
 
@@ -150,7 +153,7 @@ def test_feast_point_in_time_and_online(data_dir: Path) -> None:
             "customer_id": [1, 1, 3, 2],
             "event_timestamp": [
                 day(0.5),  # sees the T0 snapshot: late order unknown
-                day(7.5),  # sees the T0 + 7 days snapshot: late order known
+                day(7.5),  # sees the last snapshot (the newest ingestion): late order known
                 day(-10),  # before customer 3 signed up
                 day(-400),  # before any snapshot
             ],
@@ -164,13 +167,14 @@ def test_feast_point_in_time_and_online(data_dir: Path) -> None:
     assert early["total_purchases_30d"] == 150.0
     assert early["preferred_payment_method"] == "card"
     late = got.loc[(1, pd.Timestamp(day(7.5)))]
-    assert late["total_purchases_30d"] == 220.0
-    assert late["days_since_last_purchase"] == 9
+    now = at(orders_frame()["ingested_at"].max())[1]
+    assert late["total_purchases_30d"] == now["total_purchases_30d"] == 220.0
+    assert late["days_since_last_purchase"] == now["days_since_last_purchase"]
     assert late["label"] == 1
     assert math.isnan(got.loc[(3, pd.Timestamp(day(-10)))]["total_purchases_30d"])
     assert math.isnan(got.loc[(2, pd.Timestamp(day(-400)))]["total_purchases_30d"])
 
-    intervals = features.materialize()
+    intervals = features.materialize(views=["ventas_customer_fv"])
     assert set(intervals) == {"ventas_customer_fv"}
     online = features.online_features("churn_v1", [1, 2, 99])
     assert online["customer_id"] == [1, 2, 99]
@@ -179,8 +183,10 @@ def test_feast_point_in_time_and_online(data_dir: Path) -> None:
     assert online["is_premium_customer"] == [0, 1, None]
     assert (get_settings().feast_dir / "online_store.db").exists()
 
-    again = features.materialize(incremental=True)
+    again = features.materialize(incremental=True, views=["ventas_customer_fv"])
     assert again["ventas_customer_fv"][0] == intervals["ventas_customer_fv"][1]
+    with pytest.raises(features.FeatureStoreError, match="no online feature view"):
+        features.materialize(views=["ventas_nope_fv"])
 
 
 def test_training_rows_before_the_feature_table_exists_say_how_to_build_it(data_dir: Path) -> None:

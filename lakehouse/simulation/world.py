@@ -264,7 +264,7 @@ class World:
                 "subcategory": subs[p["category"], sub],
                 "brand": cat.BRANDS[p["brand"]],
                 "launch_date": pl.Series(self.start_us // DAY_US + p["launch_day"]).cast(pl.Date),
-                "list_price_usd": p["price"],
+                "list_price_usd": p["price"].copy(),  # prices change in place later
             }
         )
 

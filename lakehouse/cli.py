@@ -317,31 +317,62 @@ def features_ui(
     )
 
 
-def _train() -> None:
+def _train(scale: str | None = None, seed: int = 42) -> None:
     from lakehouse import runs
     from lakehouse.simulation.generator import world_info
-    from models import churn
+    from models.training import train_all
 
     t0 = time.perf_counter()
     info = world_info() or {}
-    with console.status("training the churn model (point-in-time features from Feast)..."):
-        run_id = churn.train(scale=info.get("scale"))
-    import mlflow
-
-    nan = float("nan")
-    metrics = mlflow.get_run(run_id).data.metrics
-    runs.record("train", "ok", time.perf_counter() - t0, {"run_id": run_id, "metrics": metrics})
+    with console.status("training 3 model families on churn_v1 and churn_v2 (MLflow)..."):
+        experiment = train_all(scale=scale or info.get("scale"), seed=seed)
+    table = Table(title="churn experiment (validation)")
+    for col in ("feature service", "family", "ROC AUC", "PR AUC", "precision@10%", "run"):
+        table.add_column(col, justify="right" if col[0].isupper() or "@" in col else "left")
+    for r in experiment.runs:
+        m = r.metrics
+        table.add_row(
+            r.feature_service, r.family, f"{m['roc_auc']:.3f}", f"{m['pr_auc']:.3f}",
+            f"{m['precision_at_10pct']:.3f}", r.run_id[:8],
+        )  # fmt: skip
+    console.print(table)
+    verb = "promoted to" if experiment.promoted else "kept as"
     console.print(
-        f"[green]trained[/] churn model on churn_v1: validation ROC AUC "
-        f"{metrics.get('roc_auc', nan):.3f}, PR AUC {metrics.get('pr_auc', nan):.3f} "
-        f"(MLflow run {run_id})"
+        f"model [bold]churn[/] version {experiment.champion_version} {verb} @champion "
+        f"(run {experiment.champion_run[:8]})"
+    )
+    runs.record(
+        "train",
+        "ok",
+        time.perf_counter() - t0,
+        {"runs": [r.run_id for r in experiment.runs], "champion": experiment.champion_version},
     )
 
 
+def _reproduce(run_id: str) -> None:
+    from models.reproduce import reproduce
+
+    with console.status(f"rebuilding the training set of run {run_id} by Delta time travel..."):
+        report = reproduce(run_id)
+    for line in report.lines():
+        console.print(line, highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 @app.command()
-def train() -> None:
-    """Train the churn model on point-in-time features and log it to MLflow."""
-    _train()
+def train(
+    reproduce: Annotated[
+        str | None,
+        typer.Option(help="Rebuild and retrain a logged run by Delta time travel, and compare."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the models.")] = 42,
+) -> None:
+    """Train the churn models (3 families × churn_v1/churn_v2) and update the champion."""
+    if reproduce:
+        _reproduce(reproduce)
+    else:
+        _train(seed=seed)
 
 
 @app.command()

@@ -385,21 +385,50 @@ def _serving_store(data_dir: str) -> FeatureStore:
     return feature_store()
 
 
+class OnlineReader:
+    """Per-request online reads for one feature service, resolved once: the service's views are
+    looked up in the registry at construction, and each read goes straight to Feast's online
+    store (`provider.online_read`), skipping the SDK's per-call registry parsing (~25 ms)."""
+
+    def __init__(self, service: str) -> None:
+        store = serving_store()
+        fs = _feature_service(store, service)
+        self._store = store
+        self._provider = store._get_provider()
+        self._views = [
+            (store.get_feature_view(p.name), [f.name for f in p.features])
+            for p in fs.feature_view_projections
+        ]
+
+    def read(self, customer_id: int) -> tuple[dict[str, Any], list[datetime]]:
+        """One customer's values (keys included) and the snapshot times they come from; no
+        times means the online store knows nothing about the customer."""
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+        from feast.type_map import feast_value_type_to_python_type
+
+        key = EntityKey(join_keys=["customer_id"], entity_values=[Value(int64_val=customer_id)])
+        values: dict[str, Any] = {"customer_id": customer_id}
+        stamps: set[datetime] = set()
+        for view, names in self._views:
+            ((stamp, found),) = self._provider.online_read(self._store.config, view, [key], names)
+            for name in names:
+                proto = (found or {}).get(name)
+                values[name] = None if proto is None else feast_value_type_to_python_type(proto)
+            if stamp is not None:
+                stamps.add(stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC))
+        return values, sorted(stamps)
+
+
+@lru_cache(maxsize=16)
+def online_reader(service: str, data_dir: str) -> OnlineReader:
+    """A cached OnlineReader per service and data directory."""
+    return OnlineReader(service)
+
+
 def online_features_with_time(
     service: str, customer_id: int
 ) -> tuple[dict[str, Any], list[datetime]]:
-    """One customer's online feature values (keys included) and the snapshot times they come
-    from; no times means the online store knows nothing about the customer."""
-    store = serving_store()
-    response = store.get_online_features(
-        features=_feature_service(store, service), entity_rows=[{"customer_id": int(customer_id)}]
-    ).to_dict(include_event_timestamps=True)
-    values = {k: v[0] for k, v in response.items() if not k.endswith("__ts")}
-    stamps = sorted(
-        {
-            datetime.fromtimestamp(v[0], UTC)
-            for k, v in response.items()
-            if k.endswith("__ts") and v[0]
-        }
-    )
-    return values, stamps
+    """One customer's online feature values (keys included) and their snapshot times."""
+    data_dir = str(get_settings().data_dir.resolve())
+    return online_reader(service, data_dir).read(int(customer_id))

@@ -75,14 +75,27 @@ class _ChampionCache:
                 )
             if self._champion is None or current.version != self._champion.version:
                 import mlflow.sklearn
+                from threadpoolctl import threadpool_limits
 
                 from models.registry import MODEL_NAME
 
                 self._model = mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/{current.version}")
+                # One row per request: OpenMP thread start-up per tree costs far more than the
+                # prediction (about 1 ms a tree against microseconds), so score single-threaded.
+                # After loading, so that the model's OpenMP runtime is among those limited.
+                threadpool_limits(limits=1, user_api="openmp")
                 self._champion = current
-            self._clock = mesh_now()
+            if self._clock is None:
+                self._clock = mesh_now()
+            else:  # reading the clock scans table statistics: never on the request path again
+                threading.Thread(target=self._refresh_clock, daemon=True).start()
             self._checked = now
         return self._model, self._champion, self._clock
+
+    def _refresh_clock(self) -> None:
+        from lakehouse.clock import mesh_now
+
+        self._clock = mesh_now() or self._clock
 
 
 _cache = _ChampionCache()

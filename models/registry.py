@@ -61,7 +61,8 @@ def promote_if_better(run_id: str) -> tuple[bool, Champion]:
     current = champion()
     if current is not None and current.score >= score:
         return False, current
-    version = mlflow.register_model(f"runs:/{run_id}/model", MODEL_NAME)
+    uri = run.data.tags.get("model_uri", f"runs:/{run_id}/model")
+    version = mlflow.register_model(uri, MODEL_NAME)
     client.set_registered_model_alias(MODEL_NAME, ALIAS, version.version)
     client.set_model_version_tag(MODEL_NAME, version.version, METRIC, f"{score:.6f}")
     new = Champion(str(version.version), run_id, score, run.data.tags.get("feature_service", ""))

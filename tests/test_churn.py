@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from domains.ventas.features import build_customer_features
-from lakehouse import features, storage
-from models.churn import (
-    EXPERIMENT,
-    as_of_dates,
-    churn_labels,
-    mlflow_uri,
-    model_inputs,
-    train,
-)
+from models.churn import as_of_dates, churn_labels
 
 T = datetime(2026, 4, 1, tzinfo=UTC)
 TS = pl.Datetime("us", "UTC")
@@ -126,41 +115,3 @@ def synthetic_world(seed: int = 7, n: int = 300) -> tuple[pl.DataFrame, pl.DataF
         }
     ).cast({"signup_ts": TS})
     return orders, customers
-
-
-def test_train_logs_a_run_with_metrics_and_a_servable_model(data_dir: Path) -> None:
-    import mlflow
-
-    orders, customers = synthetic_world()
-    storage.write(orders, storage.table_path("ventas", "curated", "orders"))
-    storage.write(customers, storage.table_path("ventas", "curated", "customers"))
-    build_customer_features(7)
-    features.apply()
-
-    run_id = train("churn_v1", every="1mo", scale="test")
-
-    assert mlflow_uri() == f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
-    client = mlflow.MlflowClient(mlflow_uri())
-    run = client.get_run(run_id)
-    experiment = client.get_experiment(run.info.experiment_id)
-    assert experiment.name == EXPERIMENT
-    assert experiment.artifact_location.startswith((data_dir / "mlflow" / "artifacts").as_uri())
-    metrics = run.data.metrics
-    for name in ("roc_auc", "pr_auc", "log_loss", "brier"):
-        assert math.isfinite(metrics[name]), name
-    assert 0.5 < metrics["roc_auc"] <= 1.0  # the features carry signal about stopping
-    assert run.data.tags["feature_service"] == "churn_v1"
-    assert run.data.tags["scale"] == "test"
-    assert run.data.params["valid_as_of"] == "2026-05-01"
-    assert int(run.data.params["n_train"]) > int(run.data.params["n_valid"]) > 0
-
-    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
-    rows = features.historical_features(
-        "churn_v1",
-        pl.DataFrame(
-            {"customer_id": [0, 1], "event_timestamp": [datetime(2026, 5, 1, tzinfo=UTC)] * 2}
-        ),
-    )
-    probabilities = np.asarray(model.predict(model_inputs(rows)))
-    assert probabilities.shape == (2, 2)
-    assert np.allclose(probabilities.sum(axis=1), 1.0)

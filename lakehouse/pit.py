@@ -1,0 +1,278 @@
+"""Point-in-time training sets with the result of Feast's get_historical_features, on DuckDB ASOF.
+
+Feast 0.67's DuckDB offline store (feast/infra/offline_stores/ibis.py, point_in_time_join) gives
+each entity row, per feature view, the feature row with equal join keys, event_timestamp <= the
+row's event_timestamp and, when the view has a TTL, event_timestamp + ttl >= the row's timestamp
+(inclusive; a ttl of None or 0 means no limit), taking the largest event_timestamp and then the
+largest created_timestamp (nulls lose; a tie on both picks an arbitrary row, in Feast as here).
+Null join keys never match; entity rows without such a row get nulls; duplicate entity rows all get
+the same values. Every datetime column of entity_df is made UTC (naive means UTC, as Feast's
+coerce_tz_aware does) in microseconds. Columns: entity_df's in order, then the features in service
+order, named `feature` or `view__feature`. Feast does a range join over whole tables and a
+row_number(); here each table is deduplicated per (keys, timestamp) inside the scan window, joined
+with one ASOF join and aged out by the TTL afterwards, which picks the same row.
+
+Dtypes are the feature tables' own (an Int64 feature with nulls stays Int64, where Feast's
+to_df() turns it into float64), and rows come back in entity_df's order (Feast's order is
+arbitrary).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from lakehouse import storage
+from lakehouse.duck import connect
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+    from feast import FeatureStore
+
+EVENT_TIMESTAMP = "event_timestamp"
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """One feature view as the join needs it: its Delta table, keys, features and TTL."""
+
+    name: str
+    path: Path
+    join_keys: Mapping[str, str]  # feature table column -> entity_df column
+    features: Sequence[str]
+    timestamp_field: str = EVENT_TIMESTAMP
+    created_timestamp_column: str | None = "created_timestamp"
+    ttl: timedelta | None = None
+    field_mapping: Mapping[str, str] = field(default_factory=dict)  # table column -> view column
+
+    def column(self, name: str) -> str:
+        """The table column that holds the view's column `name` (Feast's field_mapping)."""
+        return next((src for src, dst in self.field_mapping.items() if dst == name), name)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _utc_entities(entity_df: pl.DataFrame | pd.DataFrame) -> pl.DataFrame:
+    frame = entity_df if isinstance(entity_df, pl.DataFrame) else pl.from_pandas(entity_df)
+    if EVENT_TIMESTAMP not in frame.columns:
+        raise ValueError(
+            f"entity_df needs an {EVENT_TIMESTAMP!r} column (the as-of time of each row); "
+            f"it has {frame.columns}"
+        )
+    if not isinstance(frame.schema[EVENT_TIMESTAMP], pl.Datetime):
+        raise TypeError(
+            f"entity_df's {EVENT_TIMESTAMP!r} is {frame.schema[EVENT_TIMESTAMP]}, not a datetime; "
+            f"parse it first, e.g. pl.col({EVENT_TIMESTAMP!r}).str.to_datetime(time_zone='UTC')"
+        )
+    # As Feast does for every datetime column: naive means UTC, and DuckDB keeps microseconds.
+    return frame.with_columns(
+        (
+            pl.col(name).dt.replace_time_zone("UTC")
+            if dtype.time_zone is None
+            else pl.col(name).dt.convert_time_zone("UTC")
+        ).dt.cast_time_unit("us")
+        for name, dtype in frame.schema.items()
+        if isinstance(dtype, pl.Datetime)
+    )
+
+
+def _output_names(views: Sequence[ViewSpec], full_feature_names: bool) -> list[list[str]]:
+    names = [[f"{v.name}__{f}" if full_feature_names else f for f in v.features] for v in views]
+    flat = [n for view in names for n in view]
+    clashes = sorted({n for n in flat if flat.count(n) > 1})
+    if clashes:
+        raise ValueError(
+            f"feature names {clashes} come from more than one view; "
+            "pass full_feature_names=True to prefix them with the view name"
+        )
+    return names
+
+
+def point_in_time_join(
+    entity_df: pl.DataFrame | pd.DataFrame,
+    views: Sequence[ViewSpec],
+    *,
+    full_feature_names: bool = False,
+) -> pl.DataFrame:
+    """entity_df's rows, each with every view's latest feature values as of its event_timestamp."""
+    entities = _utc_entities(entity_df)
+    names = _output_names(views, full_feature_names)
+    taken = sorted(set(entities.columns) & {n for view in names for n in view})
+    if taken:
+        raise ValueError(f"entity_df columns {taken} have the names of features; rename them")
+    key_columns = list(dict.fromkeys(c for v in views for c in v.join_keys.values()))
+    for view in views:
+        for column in view.join_keys.values():
+            if column not in entities.columns:
+                raise ValueError(
+                    f"entity_df has no column {column!r}, a join key of feature view "
+                    f"{view.name!r}; add it (the {column} of each row) to entity_df"
+                )
+        if not storage.exists(view.path):
+            raise storage.TableNotFoundError(
+                view.path,
+                hint=f"feature view {view.name!r} has no feature table yet; run `mesh build`",
+            )
+    if not views:
+        return entities
+    indexed = entities.with_row_index("__row")
+    # DuckDB's ASOF join matches a null probe time (Feast matches nothing) and may drop such left
+    # rows, so rows without a time stay out of the join and get nulls from the final left join.
+    spine = indexed.select(
+        "__row",
+        *(pl.col(c).alias(f"__e{i}") for i, c in enumerate(key_columns)),
+        pl.col(EVENT_TIMESTAMP).alias("__ts"),
+    ).filter(pl.col("__ts").is_not_null())
+    first, last = spine.select(
+        pl.col("__ts").min().alias("a"), pl.col("__ts").max().alias("b")
+    ).row(0)
+    parts = [
+        _view_sql(i, view, outputs, key_columns, first, last)
+        for i, (view, outputs) in enumerate(zip(views, names, strict=True))
+    ]
+    ctes, joins, selects = zip(*parts, strict=True)
+    sql = (
+        f"WITH {', '.join(ctes)} SELECT s.__row, {', '.join(selects)} "
+        f"FROM spine s {' '.join(joins)}"
+    )
+    con = _database().cursor()
+    try:
+        # Settings are per cursor. Timestamps compare in UTC, as in Feast. An Arrow scan has no row
+        # estimate, so DuckDB would plan the ASOF join as a nested loop, meant for a handful of
+        # entity rows (minutes at 100k rows); always use the ASOF operator.
+        con.execute("SET TimeZone = 'UTC'; SET asof_loop_join_threshold = 0")
+        con.register("spine", spine)
+        found = con.sql(sql).pl()
+    finally:
+        con.close()
+    return indexed.join(found, on="__row", how="left", maintain_order="left").drop("__row")
+
+
+@cache
+def _database() -> duckdb.DuckDBPyConnection:
+    """The process's DuckDB with the delta extension loaded (loading costs ~0.1 s a connection)."""
+    con = connect()
+    # Large joins spill to disk instead of failing, and not into the working directory.
+    con.execute(f"SET temp_directory = {_literal(str(Path(tempfile.gettempdir()) / 'pit'))}")
+    return con
+
+
+def _view_sql(
+    i: int,
+    view: ViewSpec,
+    outputs: Sequence[str],
+    key_columns: Sequence[str],
+    first: datetime | None,
+    last: datetime | None,
+) -> tuple[str, str, str]:
+    """The CTE of view i's candidate rows, its ASOF join to the spine and its output columns."""
+    ts = f"CAST({_quote(view.column(view.timestamp_field))} AS TIMESTAMPTZ)"
+    keys = [_quote(view.column(k)) for k in view.join_keys]
+    # Only rows some entity row can see: none after the last row, none expired before the first.
+    # DuckDB pushes these bounds into the Delta scan, which skips files by their statistics.
+    low = f" AND {ts} >= {_literal(first - view.ttl)}" if first is not None and view.ttl else ""
+    columns = [f"{k} AS k{j}" for j, k in enumerate(keys)] + [f"{ts} AS ts"]
+    columns += [f"{_quote(view.column(f))} AS f{j}" for j, f in enumerate(view.features)]
+    probe, order = "s.__ts", "ts"
+    if view.created_timestamp_column:
+        # Rows may repeat (keys, timestamp), and Feast then takes the latest created_timestamp
+        # (a null one loses): the ASOF join orders by both, with no separate deduplication.
+        created = f"CAST({_quote(view.column(view.created_timestamp_column))} AS TIMESTAMPTZ)"
+        columns.append(f"{{'t': {ts}, 'c': coalesce({created}, '-infinity')}} AS tc")
+        probe = "{'t': s.__ts, 'c': 'infinity'::TIMESTAMPTZ}"
+        order = "tc"
+    cte = (
+        f"v{i} AS (SELECT {', '.join(columns)} FROM delta_scan({_literal(str(view.path))})"
+        f" WHERE {ts} <= {_literal(last)}{low})"
+    )
+    on = [f"s.__e{key_columns.index(c)} = v{i}.k{j}" for j, c in enumerate(view.join_keys.values())]
+    join = f"ASOF LEFT JOIN v{i} ON {' AND '.join(on)} AND {probe} >= v{i}.{order}"
+    values = [f"v{i}.f{j}" for j in range(len(outputs))]
+    if view.ttl:
+        # Feast keeps a row while its event_timestamp + ttl >= the entity row's timestamp.
+        us = view.ttl // timedelta(microseconds=1)
+        values = [
+            f"CASE WHEN v{i}.ts >= s.__ts - to_microseconds({us}) THEN {v} END" for v in values
+        ]
+    return cte, join, ", ".join(f"{v} AS {_quote(o)}" for v, o in zip(values, outputs, strict=True))
+
+
+def _literal(value: str | datetime | None) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, datetime):
+        return f"TIMESTAMPTZ '{value.isoformat()}'"
+    return "'" + value.replace("'", "''") + "'"
+
+
+def service_views(store: FeatureStore, feature_service: str) -> list[ViewSpec]:
+    """The views of a registered feature service, with the features it projects."""
+    from feast.data_format import DeltaFormat
+    from feast.errors import FeastObjectNotFoundException
+    from feast.infra.offline_stores.file_source import FileSource
+
+    from lakehouse.features import FeatureStoreError
+
+    try:
+        service = store.get_feature_service(feature_service)
+    except (FeastObjectNotFoundException, FileNotFoundError) as exc:
+        try:
+            known = sorted(s.name for s in store.list_feature_services())
+        except FileNotFoundError:
+            known = []
+        raise FeatureStoreError(
+            f"no feature service {feature_service!r} in the registry; known: "
+            + (", ".join(known) if known else "none, run lakehouse.features.apply() first")
+        ) from exc
+    views = []
+    for projection in service.feature_view_projections:
+        try:
+            view = store.get_feature_view(projection.name)
+        except FeastObjectNotFoundException as exc:
+            raise NotImplementedError(
+                f"{projection.name!r} in {feature_service!r} is not a plain feature view "
+                "(on-demand views are not supported); use lakehouse.features.historical_features"
+            ) from exc
+        source = view.batch_source
+        if not (isinstance(source, FileSource) and isinstance(source.file_format, DeltaFormat)):
+            raise NotImplementedError(
+                f"feature view {view.name!r} is not backed by a Delta FileSource; "
+                "use lakehouse.features.historical_features"
+            )
+        views.append(
+            ViewSpec(
+                name=projection.name_alias or view.name,
+                # As Feast's DuckDB store reads it: a relative path is relative to the cwd.
+                path=Path(source.path),
+                join_keys=projection.join_key_map or {c.name: c.name for c in view.entity_columns},
+                features=[f.name for f in projection.features],
+                timestamp_field=source.timestamp_field,
+                created_timestamp_column=source.created_timestamp_column or None,
+                ttl=view.ttl,
+                field_mapping=dict(source.field_mapping),
+            )
+        )
+    return views
+
+
+def training_set(
+    feature_service: str,
+    entity_df: pl.DataFrame | pd.DataFrame,
+    *,
+    full_feature_names: bool = False,
+) -> pl.DataFrame:
+    """Training rows: entity_df plus a registered service's features as of each row's timestamp."""
+    from lakehouse.features import feature_store
+
+    views = service_views(feature_store(), feature_service)
+    return point_in_time_join(entity_df, views, full_feature_names=full_feature_names)

@@ -70,11 +70,14 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--search", action="store_true", help="also find the max rate, p99<50ms")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--no-doc", action="store_true")
     args = parser.parse_args()
     port = _port()
-    server = subprocess.Popen([*MESH, "serve", "--port", str(port)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, env=os.environ.copy())  # fmt: skip
+    server = subprocess.Popen(
+        [*MESH, "serve", "--port", str(port), "--workers", str(args.workers)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy(),
+    )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -89,8 +92,9 @@ def main() -> None:
         online = online_features("churn_v2", candidates)
         ids = [c for c, v in zip(candidates, online["total_purchases_30d"], strict=True) if v]
         url = f"{base}/churn/v1/predict"
-        for _ in range(50):  # warm up: the champion loads on the first request
-            httpx.post(url, json={"customer_id": ids[0]}, timeout=30)
+        with httpx.Client(timeout=60) as warm:  # each worker loads the champion once
+            for _ in range(100):
+                warm.post(url, json={"customer_id": ids[0]})
         lines = []
         r = asyncio.run(open_loop(url, ids, args.rate, args.seconds))
         lines.append(
@@ -124,7 +128,7 @@ def main() -> None:
         "",
         f"Machine: {machine()}",
         "Command: `python benchmarks/serving.py" + (" --search`" if args.search else "`"),
-        "(one uvicorn worker; client and server share the 2 cores)",
+        f"({args.workers} uvicorn worker(s); the load generator shares the 2 cores)",
         "",
         *report,
         "",

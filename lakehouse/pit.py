@@ -1,20 +1,21 @@
-"""Point-in-time training sets with the result of Feast's get_historical_features, on DuckDB ASOF.
+"""Point-in-time training sets equal to Feast's get_historical_features, on DuckDB ASOF joins.
 
 Feast 0.67's DuckDB offline store (feast/infra/offline_stores/ibis.py, point_in_time_join) gives
 each entity row, per feature view, the feature row with equal join keys, event_timestamp <= the
 row's event_timestamp and, when the view has a TTL, event_timestamp + ttl >= the row's timestamp
 (inclusive; a ttl of None or 0 means no limit), taking the largest event_timestamp and then the
-largest created_timestamp (nulls lose; a tie on both picks an arbitrary row, in Feast as here).
-Null join keys never match; entity rows without such a row get nulls; duplicate entity rows all get
-the same values. Every datetime column of entity_df is made UTC (naive means UTC, as Feast's
-coerce_tz_aware does) in microseconds. Columns: entity_df's in order, then the features in service
-order, named `feature` or `view__feature`. Feast does a range join over whole tables and a
-row_number(); here each table is deduplicated per (keys, timestamp) inside the scan window, joined
-with one ASOF join and aged out by the TTL afterwards, which picks the same row.
+largest created_timestamp (a null one loses; a tie on both picks an arbitrary row, in Feast as
+here). Null keys or timestamps never match, and then the features are null; duplicate entity rows
+get the same values. Every datetime column of entity_df is made UTC in microseconds (naive means
+UTC, as Feast's coerce_tz_aware does). Columns: entity_df's, then each view's features in service
+order, named `feature` or `view__feature`.
 
-Dtypes are the feature tables' own (an Int64 feature with nulls stays Int64, where Feast's
-to_df() turns it into float64), and rows come back in entity_df's order (Feast's order is
-arbitrary).
+Feast range-joins whole tables and ranks the matches with row_number(). Here one ASOF join per
+view, over keys and the (event, created) times of the rows inside the entity rows' time window,
+finds each row's latest feature row, and a second scan fetches the values of just those rows.
+
+Dtypes are the feature tables' own: an Int64 feature with nulls stays Int64 where Feast's to_df()
+gives float64. Rows keep entity_df's order (Feast's order is arbitrary).
 """
 
 from __future__ import annotations
@@ -133,18 +134,7 @@ def point_in_time_join(
         *(pl.col(c).alias(f"__e{i}") for i, c in enumerate(key_columns)),
         pl.col(EVENT_TIMESTAMP).alias("__ts"),
     ).filter(pl.col("__ts").is_not_null())
-    first, last = spine.select(
-        pl.col("__ts").min().alias("a"), pl.col("__ts").max().alias("b")
-    ).row(0)
-    parts = [
-        _view_sql(i, view, outputs, key_columns, first, last)
-        for i, (view, outputs) in enumerate(zip(views, names, strict=True))
-    ]
-    ctes, joins, selects = zip(*parts, strict=True)
-    sql = (
-        f"WITH {', '.join(ctes)} SELECT s.__row, {', '.join(selects)} "
-        f"FROM spine s {' '.join(joins)}"
-    )
+    first, last = spine.select(pl.min("__ts").alias("first"), pl.max("__ts").alias("last")).row(0)
     con = _database().cursor()
     try:
         # Settings are per cursor. Timestamps compare in UTC, as in Feast. An Arrow scan has no row
@@ -152,10 +142,12 @@ def point_in_time_join(
         # entity rows (minutes at 100k rows); always use the ASOF operator.
         con.execute("SET TimeZone = 'UTC'; SET asof_loop_join_threshold = 0")
         con.register("spine", spine)
-        found = con.sql(sql).pl()
+        for view, outputs in zip(views, names, strict=True):
+            found = con.sql(_view_sql(view, outputs, key_columns, first, last)).pl()
+            indexed = indexed.join(found, on="__row", how="left", maintain_order="left")
     finally:
         con.close()
-    return indexed.join(found, on="__row", how="left", maintain_order="left").drop("__row")
+    return indexed.drop("__row")
 
 
 @cache
@@ -168,43 +160,47 @@ def _database() -> duckdb.DuckDBPyConnection:
 
 
 def _view_sql(
-    i: int,
     view: ViewSpec,
     outputs: Sequence[str],
     key_columns: Sequence[str],
     first: datetime | None,
     last: datetime | None,
-) -> tuple[str, str, str]:
-    """The CTE of view i's candidate rows, its ASOF join to the spine and its output columns."""
+) -> str:
+    """A query of (__row, features) for the spine rows that have a feature row in the TTL."""
     ts = f"CAST({_quote(view.column(view.timestamp_field))} AS TIMESTAMPTZ)"
-    keys = [_quote(view.column(k)) for k in view.join_keys]
+    # Feast breaks ties on event_timestamp by the latest created_timestamp, a null one losing.
+    created = "'-infinity'::TIMESTAMPTZ"
+    if view.created_timestamp_column:
+        created = f"CAST({_quote(view.column(view.created_timestamp_column))} AS TIMESTAMPTZ)"
+        created = f"coalesce({created}, '-infinity')"
+    keys = [f"{_quote(view.column(k))} AS k{j}" for j, k in enumerate(view.join_keys)]
     # Only rows some entity row can see: none after the last row, none expired before the first.
     # DuckDB pushes these bounds into the Delta scan, which skips files by their statistics.
     low = f" AND {ts} >= {_literal(first - view.ttl)}" if first is not None and view.ttl else ""
-    columns = [f"{k} AS k{j}" for j, k in enumerate(keys)] + [f"{ts} AS ts"]
-    columns += [f"{_quote(view.column(f))} AS f{j}" for j, f in enumerate(view.features)]
-    probe, order = "s.__ts", "ts"
-    if view.created_timestamp_column:
-        # Rows may repeat (keys, timestamp), and Feast then takes the latest created_timestamp
-        # (a null one loses): the ASOF join orders by both, with no separate deduplication.
-        created = f"CAST({_quote(view.column(view.created_timestamp_column))} AS TIMESTAMPTZ)"
-        columns.append(f"{{'t': {ts}, 'c': coalesce({created}, '-infinity')}} AS tc")
-        probe = "{'t': s.__ts, 'c': 'infinity'::TIMESTAMPTZ}"
-        order = "tc"
-    cte = (
-        f"v{i} AS (SELECT {', '.join(columns)} FROM delta_scan({_literal(str(view.path))})"
-        f" WHERE {ts} <= {_literal(last)}{low})"
+    source = f"delta_scan({_literal(str(view.path))}) WHERE {ts} <= {_literal(last)}{low}"
+
+    def rows(*values: str) -> str:
+        columns = [*keys, f"{ts} AS t", f"{created} AS c", *values]
+        return f"(SELECT {', '.join(columns)} FROM {source})"
+
+    on = [f"s.__e{key_columns.index(c)} = r.k{j}" for j, c in enumerate(view.join_keys.values())]
+    # The ASOF join finds each row's latest (event, created) time over keys and times alone; the
+    # feature values of just those rows come from a second scan, which keeps the join small.
+    latest = (
+        f"SELECT s.__row, r.* FROM spine s ASOF JOIN {rows()} r ON {' AND '.join(on)}"
+        f" AND {{'t': s.__ts, 'c': 'infinity'::TIMESTAMPTZ}} >= {{'t': r.t, 'c': r.c}}"
     )
-    on = [f"s.__e{key_columns.index(c)} = v{i}.k{j}" for j, c in enumerate(view.join_keys.values())]
-    join = f"ASOF LEFT JOIN v{i} ON {' AND '.join(on)} AND {probe} >= v{i}.{order}"
-    values = [f"v{i}.f{j}" for j in range(len(outputs))]
     if view.ttl:
         # Feast keeps a row while its event_timestamp + ttl >= the entity row's timestamp.
-        us = view.ttl // timedelta(microseconds=1)
-        values = [
-            f"CASE WHEN v{i}.ts >= s.__ts - to_microseconds({us}) THEN {v} END" for v in values
-        ]
-    return cte, join, ", ".join(f"{v} AS {_quote(o)}" for v, o in zip(values, outputs, strict=True))
+        latest += f" WHERE r.t >= s.__ts - to_microseconds({view.ttl // timedelta(microseconds=1)})"
+    same = [f"l.k{j} = d.k{j}" for j in range(len(keys))] + ["l.t = d.t", "l.c = d.c"]
+    values = [f"{_quote(view.column(f))} AS f{j}" for j, f in enumerate(view.features)]
+    # Rows equal in keys and both times are all the latest; Feast returns any one of them too.
+    return (
+        f"SELECT l.__row, {', '.join(f'd.f{j} AS {_quote(o)}' for j, o in enumerate(outputs))}"
+        f" FROM ({latest}) l JOIN {rows(*values)} d ON {' AND '.join(same)}"
+        " QUALIFY row_number() OVER (PARTITION BY l.__row) = 1"
+    )
 
 
 def _literal(value: str | datetime | None) -> str:

@@ -51,54 +51,70 @@ def risk_level(probability: float) -> str:
 
 
 class _ChampionCache:
-    """The champion model in memory, reloaded when the registry alias points elsewhere."""
+    """The champion model in memory. The first request loads it; afterwards a background thread
+    checks the registry alias every RELOAD_CHECK_SECONDS and swaps in a new version when the alias
+    moves, so no request waits on the registry or the mesh clock."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._model: Any = None
-        self._champion: Any = None
+        self._state: tuple[Any, Any, datetime | None] | None = None
         self._checked = 0.0
-        self._clock: datetime | None = None
 
     def get(self) -> tuple[Any, Any, datetime | None]:
-        now = time.monotonic()
-        if self._model is not None and now - self._checked < RELOAD_CHECK_SECONDS:
-            return self._model, self._champion, self._clock
+        if self._state is None:
+            with self._lock:
+                if self._state is None:
+                    self._state = self._load(None)
+                    self._checked = time.monotonic()
+        elif time.monotonic() - self._checked >= RELOAD_CHECK_SECONDS:
+            self._checked = time.monotonic()
+            threading.Thread(target=self._refresh, daemon=True).start()
+        return self._state
+
+    def _refresh(self) -> None:
         with self._lock:
-            from lakehouse.clock import mesh_now
-            from models.registry import champion
+            self._state = self._load(self._state)
 
-            current = champion()
-            if current is None:
-                raise ApiError(
-                    503, "no_model", "no churn model is registered yet; run `mesh train`"
-                )
-            if self._champion is None or current.version != self._champion.version:
-                import mlflow.sklearn
-                from threadpoolctl import threadpool_limits
-
-                from models.registry import MODEL_NAME
-
-                self._model = mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/{current.version}")
-                # One row per request: OpenMP thread start-up per tree costs far more than the
-                # prediction (about 1 ms a tree against microseconds), so score single-threaded.
-                # After loading, so that the model's OpenMP runtime is among those limited.
-                threadpool_limits(limits=1, user_api="openmp")
-                self._champion = current
-            if self._clock is None:
-                self._clock = mesh_now()
-            else:  # reading the clock scans table statistics: never on the request path again
-                threading.Thread(target=self._refresh_clock, daemon=True).start()
-            self._checked = now
-        return self._model, self._champion, self._clock
-
-    def _refresh_clock(self) -> None:
+    @staticmethod
+    def _load(state: tuple[Any, Any, datetime | None] | None) -> tuple[Any, Any, datetime | None]:
         from lakehouse.clock import mesh_now
+        from models.registry import MODEL_NAME, champion
 
-        self._clock = mesh_now() or self._clock
+        current = champion()
+        if current is None:
+            raise ApiError(503, "no_model", "no churn model is registered yet; run `mesh train`")
+        if state is not None and state[1].version == current.version:
+            return state[0], state[1], mesh_now() or state[2]
+        import mlflow.sklearn
+        from threadpoolctl import threadpool_limits
+
+        model = mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/{current.version}")
+        # One row per request: OpenMP thread start-up per tree costs far more than the
+        # prediction (about 1 ms a tree against microseconds), so score single-threaded;
+        # after loading, so that the model's OpenMP runtime is among those limited.
+        threadpool_limits(limits=1, user_api="openmp")
+        return model, current, mesh_now()
 
 
 _cache = _ChampionCache()
+
+
+def _one_row(model: Any, values: dict[str, Any]) -> Any:
+    """The model's input frame for one customer, typed as in training (models.churn.model_inputs:
+    numbers as float64 with NaN for missing, categories as objects), built without per-column
+    casts since a request scores a single row."""
+    import math
+
+    import pandas as pd
+
+    numeric = set(model.named_steps["prepare"].transformers_[0][2])
+    row = {
+        name: [math.nan if values.get(name) is None else float(values[name])]
+        if name in numeric
+        else pd.Series([values.get(name)], dtype=object)
+        for name in model.feature_names_in_
+    }
+    return pd.DataFrame(row)
 
 
 @router.post(
@@ -107,12 +123,9 @@ _cache = _ChampionCache()
     responses=error_responses(404, 422, 503),
     summary="Churn probability of a customer",
 )
-def predict(request: PredictRequest) -> Prediction:
+async def predict(request: PredictRequest) -> Prediction:
     """Score one customer with the champion model on its feature service's online features."""
-    import pandas as pd
-
     from lakehouse.features import online_features_with_time
-    from models.churn import model_inputs
     from models.registry import MODEL_NAME
 
     model, champ, clock = _cache.get()
@@ -124,8 +137,7 @@ def predict(request: PredictRequest) -> Prediction:
             f"customer {request.customer_id} has no features online",
             {"customer_id": request.customer_id, "feature_service": champ.feature_service},
         )
-    frame = model_inputs(pd.DataFrame({k: [v] for k, v in values.items()}))
-    probability = float(model.predict_proba(frame)[0, 1])
+    probability = float(model.predict_proba(_one_row(model, values))[0, 1])
     as_of = min(stamps)
     age = ((clock or datetime.now(UTC)) - as_of).total_seconds()
     return Prediction(

@@ -31,7 +31,9 @@ def minute(m: int | None) -> datetime | None:
     return None if m is None else BASE + timedelta(minutes=m)
 
 
-def write_in_commits(rows: list[dict[str, Any]], schema: dict[str, Any], path: Path, parts: int):
+def write_in_commits(
+    rows: list[dict[str, Any]], schema: dict[str, Any], path: Path, parts: int
+) -> None:
     """Rows as a Delta table written in `parts` appends, so a scan spans several files."""
     frame = pl.DataFrame(rows, schema=schema, orient="row")
     step = max(1, -(-frame.height // parts))
@@ -61,9 +63,8 @@ def brute_force(
         ]
 
         def rank(r: dict[str, Any]) -> tuple[Any, ...]:
-            created = (
-                r[column(view.created_timestamp_column)] if view.created_timestamp_column else 0
-            )
+            created_column = view.created_timestamp_column
+            created = r[column(created_column)] if created_column else None
             # Null created timestamps lose to any other (DESC NULLS LAST in Feast's SQL).
             return (r[column(view.timestamp_field)], created is not None, created or BASE)
 

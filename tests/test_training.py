@@ -4,6 +4,7 @@ reproduction after new data, and the predict endpoint."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -160,7 +161,11 @@ def test_the_champion_is_reloaded_when_the_alias_moves(
     version = mlflow.register_model(uri, MODEL_NAME).version
     mc.set_registered_model_alias(MODEL_NAME, ALIAS, version)
     try:
-        after = client.post("/churn/v1/predict", json={"customer_id": known}).json()
+        for _ in range(100):  # the alias is checked off the request path: poll until swapped
+            after = client.post("/churn/v1/predict", json={"customer_id": known}).json()
+            if after["model_version"] != before["model_version"]:
+                break
+            time.sleep(0.1)
         assert after["model_version"] == str(version) != before["model_version"]
     finally:
         mc.set_registered_model_alias(MODEL_NAME, ALIAS, trained.champion_version)

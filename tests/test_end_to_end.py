@@ -100,7 +100,7 @@ def test_features_feast_and_mlflow_artefacts(built: tuple[Path, str]) -> None:
 
     latest = features.sort("event_timestamp").tail(50)
     customer = int(latest["customer_id"][0])
-    online = online_features("churn_v1", [customer])
+    online = online_features("churn_v1", [customer])  # the latest snapshot is online
     expected = features.filter(pl.col("customer_id") == customer).sort("event_timestamp").tail(1)
     assert online["total_purchases_30d"][0] == pytest.approx(expected["total_purchases_30d"][0])
 
@@ -109,13 +109,16 @@ def test_features_feast_and_mlflow_artefacts(built: tuple[Path, str]) -> None:
     from models.churn import EXPERIMENT, configure_mlflow
 
     configure_mlflow()
+    from models.registry import champion
+
     runs = mlflow.search_runs(experiment_names=[EXPERIMENT])
-    assert len(runs) == 1
-    run = runs.iloc[0]
-    assert 0.0 <= run["metrics.roc_auc"] <= 1.0
-    assert run["tags.feature_service"] == "churn_v1"
-    assert run["tags.scale"] == "tiny"
-    model = mlflow.pyfunc.load_model(f"runs:/{run['run_id']}/model")
+    assert len(runs) == 6
+    assert set(runs["tags.feature_service"]) == {"churn_v1", "churn_v2"}
+    assert (runs["tags.scale"] == "tiny").all()
+    assert runs["metrics.roc_auc"].between(0, 1).all()
+    best = runs.loc[runs["metrics.roc_auc"].idxmax()]
+    assert champion().run_id == best["run_id"]
+    model = mlflow.pyfunc.load_model(best["tags.model_uri"])
     assert model.metadata.signature is not None
 
 

@@ -79,6 +79,10 @@ class DomainContext:
         """Location of one of this domain's own tables."""
         return storage.table_path(self.name, layer, table)
 
+    def has(self, layer: str, table: str) -> bool:
+        """Whether one of this domain's own tables exists yet (a source may not have delivered)."""
+        return storage.exists(self.path(layer, table))
+
     def raw(self, table: str) -> pl.LazyFrame:
         """Lazy scan of one of this domain's raw (bronze) tables."""
         return self._read(self.name, "raw", table)

@@ -421,7 +421,7 @@ def _orders(ctx: DomainContext) -> pl.LazyFrame:
 
 def run(ctx: DomainContext) -> None:
     """Bring finanzas' curated tables up to date, then refresh the products they touch."""
-    if _has(ctx, "raw", "payments"):
+    if ctx.has("raw", "payments"):
         ctx.curate(
             "payments",
             source="payments",
@@ -432,9 +432,9 @@ def run(ctx: DomainContext) -> None:
             finish=finish_payments,
             retry_rules=["unknown_order"],
         )
-    if not _has(ctx, "curated", "payments"):
+    if not ctx.has("curated", "payments"):
         return
-    if _has(ctx, "raw", "chargebacks"):
+    if ctx.has("raw", "chargebacks"):
         ctx.curate(
             "chargebacks",
             source="chargebacks",
@@ -453,15 +453,11 @@ def run(ctx: DomainContext) -> None:
         _publish_accounting(ctx, _orders(ctx))
 
 
-def _has(ctx: DomainContext, layer: str, table: str) -> bool:
-    return storage.exists(ctx.path(layer, table))
-
-
 def _chargebacks(
     ctx: DomainContext, product: str
 ) -> tuple[pl.LazyFrame, pl.LazyFrame, datetime | None]:
     """(all, not yet folded into product, new watermark) of curated chargebacks, empty if none."""
-    if _has(ctx, "curated", "chargebacks"):
+    if ctx.has("curated", "chargebacks"):
         return ctx.changes("chargebacks", product)
     empty = pl.LazyFrame(schema=NO_CHARGEBACKS)
     return empty, empty, None
@@ -558,7 +554,7 @@ def _quarantine_changes(ctx: DomainContext) -> tuple[pl.LazyFrame, datetime | No
 
 def _publish_accounting(ctx: DomainContext, orders: pl.LazyFrame) -> None:
     product = "accounting_reports"
-    if not _has(ctx, "gold", "payment_transactions"):
+    if not ctx.has("gold", "payment_transactions"):
         return
     transactions = ctx.gold("payment_transactions")
     new_tx, tx_mark = _product_changes(ctx, transactions, product, "gold/payment_transactions")

@@ -337,9 +337,9 @@ def run(ctx: DomainContext) -> None:
         finish=lambda good: good.select(CAMPAIGN_COLUMNS),
         retry_rules=["unknown_category"],
     )
-    if not _has(ctx, "curated", "campaigns"):
+    if not ctx.has("curated", "campaigns"):
         return
-    if _has(ctx, "raw", "campaign_events"):
+    if ctx.has("raw", "campaign_events"):
         ctx.curate(
             "campaign_events",
             source="campaign_events",
@@ -350,7 +350,7 @@ def run(ctx: DomainContext) -> None:
             finish=lambda good: good.select(EVENT_COLUMNS),
             retry_rules=["unknown_campaign"],
         )
-    if not _has(ctx, "curated", "campaign_events"):
+    if not ctx.has("curated", "campaign_events"):
         return
     with ctx.step("gold.attribution_model"):
         _publish_attribution(ctx, ctx.product(HISTORY))
@@ -358,10 +358,6 @@ def run(ctx: DomainContext) -> None:
         _publish_metrics(ctx)
     with ctx.step("gold.customer_segments"):
         _publish_segments(ctx, ctx.product(HISTORY))
-
-
-def _has(ctx: DomainContext, layer: str, table: str) -> bool:
-    return storage.exists(ctx.path(layer, table))
 
 
 def _scan(ctx: DomainContext, layer: str, table: str) -> str:
@@ -454,7 +450,7 @@ def _publish_metrics(ctx: DomainContext) -> None:
     credit: Table = pl.DataFrame(
         schema={"campaign_id": pl.Int64, "model": pl.String, "attributed_revenue_usd": pl.Float64}
     )
-    if _has(ctx, "gold", "attribution_model"):
+    if ctx.has("gold", "attribution_model"):
         new_credit, marks["gold/attribution_model"] = _product_changes(
             ctx, ctx.gold("attribution_model"), product, "gold/attribution_model"
         )

@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 
 import polars as pl
-from lakehouse.quality import Rule
 
 from lakehouse.context import CHECK_PREFIX, DomainContext
+from lakehouse.quality import Rule
 
 TS = pl.Datetime("us", "UTC")
 KNOWN = CHECK_PREFIX + "known"

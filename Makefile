@@ -23,8 +23,8 @@ test: $(STAMP) ## install if needed and run the whole test suite
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check --no-cache .
+	$(BIN)/ruff format --no-cache --check .
 
 format: $(STAMP)
 	$(BIN)/ruff format .

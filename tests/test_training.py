@@ -112,7 +112,7 @@ def test_the_best_run_is_champion_and_a_worse_one_does_not_replace_it(
     assert champion() == current
 
 
-def test_predict_endpoint(trained: Experiment, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_predict_endpoint(trained: Experiment) -> None:
     from app.api import create_app
 
     client = TestClient(create_app())

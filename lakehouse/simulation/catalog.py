@@ -11,7 +11,6 @@ REGION_WEIGHTS = np.array([0.30, 0.30, 0.25, 0.15])
 CURRENCIES = np.array(ref.CURRENCIES)
 FX_PER_USD = np.array([ref.FX_PER_USD[c] for c in ref.CURRENCIES])
 PROMISED_TRANSIT_DAYS = np.array([5, 3, 3, 6])  # by region
-WAREHOUSES_PER_REGION = 2
 
 PAYMENT_METHODS = np.array(["card", "paypal", "bank_transfer", "pix", "oxxo", "wallet"])
 # rows: region; columns: payment method

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections import defaultdict
@@ -66,8 +67,6 @@ def injections_path() -> Path:
 
 def world_info() -> dict[str, object] | None:
     """Scale, seed and calendar of the stored world, or None."""
-    import json
-
     folder = world_dir()
     previous = folder.with_name(folder.name + ".old")
     if not folder.exists() and previous.exists():

@@ -1,7 +1,8 @@
 """The ASGI app of the mesh: shared platform routes plus every domain's router, discovered.
 
-A domain publishes an API by adding `domains/<name>/api.py` with a module-level `router`;
-nothing here names a domain. Run it with `uvicorn app.api:create_app --factory`.
+A domain publishes an API by adding `domains/<name>/api.py` with a module-level `router` (or
+`routers`, a list, when it serves several major versions at once); nothing here names a
+domain. Run it with `uvicorn app.api:create_app --factory`.
 """
 
 from __future__ import annotations
@@ -28,16 +29,18 @@ def domain_api_modules(domains_dir: Path | None = None) -> list[str]:
     ]
 
 
-def load_router(module_name: str) -> APIRouter:
-    """The `router` a domain API module exposes."""
+def load_routers(module_name: str) -> list[APIRouter]:
+    """The routers a domain API module exposes: its `routers` list, else its `router`."""
     module = importlib.import_module(module_name)
-    router = getattr(module, "router", None)
-    if not isinstance(router, APIRouter):
+    routers = getattr(module, "routers", None)
+    if routers is None:
+        routers = [getattr(module, "router", None)]
+    if not routers or not all(isinstance(r, APIRouter) for r in routers):
         raise TypeError(
             f"{module.__file__} has no APIRouter named `router`; define "
             '`router = APIRouter(prefix="/<domain>/v<N>", tags=["<domain>"])` in it'
         )
-    return router
+    return list(routers)
 
 
 def create_app() -> FastAPI:
@@ -49,7 +52,7 @@ def create_app() -> FastAPI:
         docs_url="/docs",
     )
     install(app)
-    for module_name in domain_api_modules():
-        app.include_router(load_router(module_name))
-    app.include_router(load_router("models.api"))  # model serving, owned by the ML platform
+    for module_name in [*domain_api_modules(), "models.api"]:  # models: the ML platform's
+        for router in load_routers(module_name):
+            app.include_router(router)
     return app

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -144,6 +146,21 @@ def read(
 def version(path: Path) -> int | None:
     """Current version of a Delta table, or None when it does not exist."""
     return DeltaTable(str(path)).version() if exists(path) else None
+
+
+@lru_cache(maxsize=256)
+def _latest_commit(path: Path, log_mtime_ns: int) -> tuple[int, datetime]:
+    latest = DeltaTable(str(path)).history(1)[0]
+    return int(latest["version"]), datetime.fromtimestamp(latest["timestamp"] / 1000, tz=UTC)
+
+
+def latest_commit(path: Path) -> tuple[int, datetime] | None:
+    """Version and time of a table's newest commit, or None; cached until its log changes."""
+    try:
+        mtime = os.stat(path / "_delta_log").st_mtime_ns
+    except FileNotFoundError:
+        return None
+    return _latest_commit(path, mtime)
 
 
 def row_count(path: Path, version: int | None = None) -> int:

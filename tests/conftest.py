@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,3 +20,11 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     assert get_settings().data_dir == root
     yield root
     reset_settings()
+
+
+@pytest.fixture
+def api_key(data_dir: Path) -> Callable[[str], str]:
+    """Issue a real API key for an account of domains/access.yml in the test's data dir."""
+    from lakehouse.access import create_key
+
+    return create_key

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -32,12 +33,12 @@ def gold_daily_revenue() -> pl.DataFrame:
 
 
 @pytest.fixture
-def client(data_dir: Path) -> TestClient:
-    """A client of the mesh app whose ventas gold table holds gold_daily_revenue()."""
+def client(data_dir: Path, api_key: Callable[[str], str]) -> TestClient:
+    """A platform-admin client of the mesh app; ventas gold holds gold_daily_revenue()."""
     storage.write(
         gold_daily_revenue(), get_settings().table_path("ventas", "gold", "daily_revenue")
     )
-    return TestClient(create_app())
+    return TestClient(create_app(), headers={"X-API-Key": api_key("platform-admin")})
 
 
 def assert_error(body: dict, error_code: str) -> None:
@@ -134,8 +135,10 @@ def test_region_without_rows_that_day_is_404(client: TestClient) -> None:
     assert "region NA on 2024-01-16" in body["message"]
 
 
-def test_missing_gold_table_is_503_telling_to_run_mesh_build(data_dir: Path) -> None:
-    response = TestClient(create_app()).get(
+def test_missing_gold_table_is_503_telling_to_run_mesh_build(
+    data_dir: Path, api_key: Callable[[str], str]
+) -> None:
+    response = TestClient(create_app(), headers={"X-API-Key": api_key("ventas-service")}).get(
         "/ventas/v2/daily-revenue", params={"date": "2024-01-15"}
     )
 
@@ -163,8 +166,10 @@ def test_openapi_lists_the_discovered_domain_routes(client: TestClient) -> None:
         "description": "Data product APIs published by the domains of the mesh.",
     }
     operation = spec["paths"]["/ventas/v2/daily-revenue"]["get"]
-    assert {p["name"] for p in operation["parameters"]} == {"date", "region"}
-    assert {"200", "400", "404", "422", "503"} <= set(operation["responses"])
+    assert {p["name"] for p in operation["parameters"]} == {"date", "region", "require_fresh"}
+    assert {"200", "400", "401", "403", "404", "422", "429", "503"} <= set(operation["responses"])
+    assert operation["security"] == [{"ApiKeyAuth": []}]
+    assert spec["components"]["securitySchemes"]["ApiKeyAuth"]["name"] == "X-API-Key"
     assert client.get("/docs").status_code == 200
 
 

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Annotated
 
 import polars as pl
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from lakehouse import storage
-from lakehouse.api import ApiError, error_responses
-from lakehouse.config import get_settings
+from lakehouse.api import ApiError, ServedProduct, error_responses, product_access
 
 REGIONS = ("LATAM", "NA", "EU", "APAC")
 ALL_REGIONS = "ALL"
@@ -38,11 +35,6 @@ class DailyRevenueResponse(BaseModel):
 
     date: dt.date = Field(description="The requested date")
     items: list[DailyRevenue] = Field(description="One row per region that has data that day")
-
-
-def daily_revenue_path() -> Path:
-    """Location of the ventas gold table daily_revenue."""
-    return get_settings().table_path("ventas", "gold", "daily_revenue")
 
 
 def _available_range(lf: pl.LazyFrame) -> tuple[dt.date | None, dt.date | None]:
@@ -73,9 +65,10 @@ def _no_data(lf: pl.LazyFrame, date: dt.date, region: str | None) -> ApiError:
     "/daily-revenue",
     response_model=DailyRevenueResponse,
     summary="Daily revenue by region",
-    responses=error_responses(400, 404, 422, 503),
+    responses=error_responses(400, 401, 403, 404, 422, 429, 503),
 )
 def get_daily_revenue(
+    served: Annotated[ServedProduct, Depends(product_access("ventas.daily_revenue"))],
     date: Annotated[dt.date, Query(description="Revenue date, YYYY-MM-DD")],
     region: Annotated[
         str | None,
@@ -98,15 +91,7 @@ def get_daily_revenue(
             f"unknown region {region!r}; use one of {', '.join(REGIONS)} or omit region",
             {"region": region, "valid_regions": list(REGIONS)},
         )
-    try:
-        lf = storage.scan(daily_revenue_path())
-    except storage.TableNotFoundError:
-        raise ApiError(
-            503,
-            "product_unavailable",
-            "the ventas.daily_revenue data product has not been built yet; run `mesh build`",
-            {"product": "ventas.daily_revenue"},
-        ) from None
+    lf = served.scan()
     predicate = pl.col("date") == date
     if region is not None:
         predicate &= pl.col("region") == region

@@ -30,6 +30,10 @@ LABEL_SCHEMA: dict[str, pl.DataType] = {
     "event_timestamp": TS,
     LABEL: pl.Int64(),
 }
+# Risk levels of a churn probability, highest first: a level applies strictly above its bound.
+RISK_THRESHOLDS: tuple[tuple[str, float], ...] = (("HIGH", 0.7), ("MEDIUM", 0.4))
+RISK_FLOOR = "LOW"
+RISK_LEVELS: tuple[str, ...] = (*(level for level, _ in RISK_THRESHOLDS), RISK_FLOOR)
 
 
 def mlflow_uri() -> str:
@@ -71,6 +75,38 @@ def _at(ts: datetime) -> pl.Expr:
     return pl.lit(ts, dtype=TS)
 
 
+def risk_level(probability: float) -> str:
+    """HIGH above 0.7, MEDIUM above 0.4, else LOW (RISK_THRESHOLDS)."""
+    for level, bound in RISK_THRESHOLDS:
+        if probability > bound:
+            return level
+    return RISK_FLOOR
+
+
+def risk_level_expr(probability: pl.Expr) -> pl.Expr:
+    """risk_level as a Polars expression over a column of probabilities."""
+    level = pl.lit(RISK_FLOOR)
+    for name, bound in reversed(RISK_THRESHOLDS):
+        level = pl.when(probability > bound).then(pl.lit(name)).otherwise(level)
+    return level
+
+
+def active_customers(
+    orders: pl.LazyFrame, as_of: datetime, activity_days: int = ACTIVITY_DAYS
+) -> pl.LazyFrame:
+    """customer_id of everyone who placed an order (any status) in the `activity_days` before
+    `as_of`, counting only orders ingested by then: the model's population at that time."""
+    return (
+        orders.filter(
+            (pl.col("order_ts") >= _at(as_of - timedelta(days=activity_days)))
+            & (pl.col("order_ts") < _at(as_of))
+            & (pl.col("ingested_at") <= _at(as_of))
+        )
+        .select("customer_id")
+        .unique()
+    )
+
+
 def as_of_dates(
     orders: pl.LazyFrame, every: str = "1mo", horizon_days: int = HORIZON_DAYS
 ) -> list[datetime]:
@@ -98,11 +134,7 @@ def churn_labels(
     within `horizon_days`."""
     frames = []
     for t in as_of:
-        active = orders.filter(
-            (pl.col("order_ts") >= _at(t - timedelta(days=activity_days)))
-            & (pl.col("order_ts") < _at(t))
-            & (pl.col("ingested_at") <= _at(t))
-        ).select("customer_id")
+        active = active_customers(orders, t, activity_days)
         bought = (
             orders.filter(
                 (pl.col("status") == "completed")

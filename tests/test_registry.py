@@ -67,7 +67,7 @@ def load_error(root: Path) -> str:
 def test_real_registry_loads() -> None:
     registry = load_registry(REAL_DOMAINS)
     assert registry.names() == ["finanzas", "logistica", "marketing", "producto", "ventas"]
-    assert len(registry.products()) == 15
+    assert len(registry.products()) == 16
     order = registry.topological_order()
     assert order.index("producto") < order.index("ventas")
     assert order.index("ventas") < min(order.index("logistica"), order.index("finanzas"))

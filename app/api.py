@@ -13,7 +13,7 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI
 
 from lakehouse import __version__
-from lakehouse.api import install
+from lakehouse.api import install, tag_products
 from lakehouse.config import get_settings
 
 
@@ -54,5 +54,6 @@ def create_app() -> FastAPI:
     install(app)
     for module_name in [*domain_api_modules(), "models.api"]:  # models: the ML platform's
         for router in load_routers(module_name):
+            tag_products(router)
             app.include_router(router)
     return app

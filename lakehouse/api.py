@@ -27,6 +27,7 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response, Security
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -290,6 +291,7 @@ def product_access(product: str) -> Callable[..., Any]:
         response.headers["X-Data-Version"] = str(version)
         return ServedProduct(product, account.name, path, version, committed_at)
 
+    dependency.product = product  # type: ignore[attr-defined]  # read by tag_products
     return dependency
 
 
@@ -302,7 +304,22 @@ def platform_access(product: str) -> Callable[..., Any]:
         account = _authorize(request, key, product)
         return ServedProduct(product, account.name)
 
+    dependency.product = product  # type: ignore[attr-defined]  # read by tag_products
     return dependency
+
+
+def _products(dependant: Any) -> list[str]:
+    found = [getattr(dependant.call, "product", None)]
+    for sub in dependant.dependencies:
+        found += _products(sub)
+    return [p for p in found if p]
+
+
+def tag_products(router: APIRouter) -> None:
+    """Mark every operation of `router` in the OpenAPI document with its product (`x-product`)."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and (products := _products(route.dependant)):
+            route.openapi_extra = {**(route.openapi_extra or {}), "x-product": products[0]}
 
 
 def install(app: FastAPI) -> None:

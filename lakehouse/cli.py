@@ -32,6 +32,10 @@ features_app = typer.Typer(
 app.add_typer(features_app, name="features")
 tables_app = typer.Typer(help="Delta tables by name: history and time travel.")
 app.add_typer(tables_app, name="tables")
+keys_app = typer.Typer(
+    help="API keys of service accounts (accounts and grants: domains/access.yml)."
+)
+app.add_typer(keys_app, name="keys")
 STATE = {"debug": False}
 
 
@@ -375,6 +379,24 @@ def train(
         _train(seed=seed)
 
 
+def _score() -> None:
+    from models import scoring
+
+    with console.status("scoring active customers with the champion churn model..."):
+        result = scoring.score()
+    console.print(f"[green]score[/] {result.summary()}", highlight=False)
+    for reason in result.blocked:
+        err.print(f"[bold]blocked[/] {reason}", highlight=False)
+    if result.blocked:
+        raise typer.Exit(1)
+
+
+@app.command()
+def score() -> None:
+    """Score every active customer with the champion churn model into marketing.churn_risk."""
+    _score()
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface (default 127.0.0.1).")] = None,
@@ -393,6 +415,10 @@ def serve(
 
     s = get_settings()
     console.print(f"API docs on http://{host or s.api_host}:{port or s.api_port}/docs")
+    console.print(
+        "[dim]Endpoints need an X-API-Key header: `mesh keys create ACCOUNT` issues one "
+        "(accounts: `mesh keys list`). /health and /metrics are open. Rate limits are per worker."
+    )
     uvicorn.run(
         "app.api:create_app",
         factory=True,
@@ -448,7 +474,7 @@ def build(
     ] = ScaleName.small,
     seed: Annotated[int, typer.Option(help="Random seed for a new world.")] = 42,
 ) -> None:
-    """Build everything in order: generate, run, features build/apply/materialize, train."""
+    """Build everything in order: generate, run, features build/apply/materialize, train, score."""
     from lakehouse.simulation.generator import world_info
 
     info = world_info()
@@ -468,6 +494,7 @@ def build(
     _features_apply()
     _features_materialize(False)
     _train()
+    _score()
     _print_next_steps()
 
 
@@ -556,6 +583,87 @@ def tables_show(
     with pl.Config(tbl_rows=limit, tbl_cols=20, tbl_width_chars=console.width):
         console.print(str(frame.head(limit)), highlight=False)
     console.print(f"[dim]{frame.height:,} rows[/]")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Show service accounts, what each may read, its rate limit and its issued keys."""
+    from lakehouse import access
+    from lakehouse.registry import load_registry
+
+    policy = access.load_policy()
+    products = [p.qualified_name for p in load_registry().products()]
+    products += [p.name for p in policy.platform_products]
+    issued: dict[str, list[str]] = {}
+    for key in access.list_keys():
+        issued.setdefault(key["account"], []).append(f"{key['key_id']} ({key['created_at']})")
+    table = Table(title=f"Service accounts ({access.access_file()})", show_lines=True)
+    for column in ("account", "owner", "may read", "per minute", "keys"):
+        table.add_column(column, overflow="fold")
+    for account in policy.accounts:
+        readable = policy.products_of(account, products)
+        shown = "every product except restricted" if account.admin else ", ".join(readable)
+        table.add_row(
+            account.name,
+            account.owner,
+            shown,
+            str(account.rate_limit_per_minute),
+            "\n".join(issued.get(account.name, [])) or "-",
+        )
+    console.print(table)
+
+
+@keys_app.command("create")
+def keys_create(
+    account: Annotated[str, typer.Argument(help="An account from `mesh keys list`.")],
+) -> None:
+    """Issue a new API key for an existing account and print it once (stored only hashed)."""
+    from lakehouse import access
+
+    key = access.create_key(account)
+    console.print(f"[green]new key for {account}[/] (shown once; only its hash is stored):")
+    console.print(key, highlight=False, soft_wrap=True)
+    console.print("[dim]send it in the X-API-Key header; `mesh serve` lists the endpoints at /docs")
+
+
+contracts_app = typer.Typer(help="Data contracts: ODCS per product, OpenAPI per domain API.")
+app.add_typer(contracts_app, name="contracts")
+
+
+@contracts_app.command("check")
+def contracts_check(
+    against: Annotated[
+        str | None,
+        typer.Option(help="Git revision to compare with (default: merge-base of HEAD and main)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Classify contract changes since a revision; exit 1 on breaking ones without a new major."""
+    from lakehouse.compat import run_check
+
+    raise typer.Exit(run_check(against, as_json, console))
+
+
+@contracts_app.command("openapi")
+def contracts_openapi(
+    check: Annotated[
+        bool, typer.Option("--check", help="Only report domains whose file is out of date.")
+    ] = False,
+) -> None:
+    """Write each domain's served OpenAPI to domains/<d>/contracts/openapi.yaml."""
+    from app.api import create_app
+    from lakehouse import openapi
+
+    spec = create_app().openapi()
+    if check:
+        stale = openapi.drift(spec)
+        for name in stale:
+            err.print(f"{name}: committed OpenAPI differs from the served API")
+        if stale:
+            err.print("run `mesh contracts openapi`, review the diff and commit it")
+        raise typer.Exit(1 if stale else 0)
+    for path in openapi.write_documents(spec):
+        console.print(f"wrote {path}")
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -141,10 +142,13 @@ def test_serve_answers_daily_revenue_from_the_gold_table(built: tuple[Path, str]
         revenue = storage.read(storage.table_path("ventas", "gold", "daily_revenue"))
         row = revenue.filter(pl.col("region") == "EU").sort("date").row(10, named=True)
         day: date = row["date"]
-        r = httpx.get(
-            f"http://127.0.0.1:{port}/ventas/v2/daily-revenue",
-            params={"date": day.isoformat(), "region": "EU"},
-        )
+        created = subprocess.run([*MESH, "keys", "create", "ventas-service"], env=env,
+                                 capture_output=True, text=True, check=True)  # fmt: skip
+        key = re.search(r"mesh_\S+", created.stdout).group(0)
+        url = f"http://127.0.0.1:{port}/ventas/v2/daily-revenue"
+        params = {"date": day.isoformat(), "region": "EU"}
+        assert httpx.get(url, params=params).status_code == 401
+        r = httpx.get(url, params=params, headers={"X-API-Key": key})
         assert r.status_code == 200, r.text
         item = r.json()["items"][0]
         assert item["revenue_net"] == pytest.approx(row["revenue_net"])

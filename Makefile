@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SCALE ?= small
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint format clean bench
+.PHONY: demo test install lint contracts format clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP) ## install if needed and run the whole test suite
 lint: $(STAMP)
 	$(BIN)/ruff check --no-cache .
 	$(BIN)/ruff format --no-cache --check .
+
+contracts: $(STAMP) ## breaking-change gate on ODCS + OpenAPI contracts; committed OpenAPI is current
+	$(BIN)/mesh contracts openapi --check
+	$(BIN)/mesh contracts check
 
 format: $(STAMP)
 	$(BIN)/ruff format .

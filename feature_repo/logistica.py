@@ -104,7 +104,9 @@ logistica_customer_fv = FeatureView(
 logistica_product_fv = FeatureView(
     name="logistica_product_fv",
     entities=[product],
-    ttl=timedelta(days=3),
+    # Stock is counted weekly and a count stays valid for STOCK_MAX_AGE_DAYS; snapshots stop at
+    # the newest count, so the last one must outlive the week until the next count arrives.
+    ttl=timedelta(days=8),
     schema=[
         Field(name="product_id", dtype=Int64, description="Product the snapshot describes"),
         Field(

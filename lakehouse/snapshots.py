@@ -92,13 +92,15 @@ def snapshot_times(
     """The grid over some (frame, event column) sources, from after the first event up to their
     newest ingestion ("now" for this data), plus a snapshot at that instant itself: the last row
     of every entity is what is known now, so each new day of data adds a snapshot that
-    incremental materialization (which runs up to the mesh clock) carries online."""
+    incremental materialization (which runs up to the mesh clock) carries online. An event
+    stamped after its own ingestion (a shipment booked ahead) never moves "now" past the newest
+    ingestion, which would put the snapshot beyond the mesh clock and out of materialization."""
     _check(every_days)
     firsts, lasts = [], []
     for frame, event in sources:
         bounds = frame.select(
             first=pl.col(event).cast(TS).min(),
-            last=pl.max_horizontal(pl.col(event).cast(TS).max(), pl.col(INGESTED).max()),
+            last=pl.col(INGESTED).max(),
         ).collect()
         first, last = bounds.row(0)
         if first is not None:

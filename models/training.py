@@ -193,8 +193,8 @@ def fit_and_log(
 
     from models.plots import evaluation_plots
 
-    pdf = frame.to_pandas()
     frame = frame.filter(pl.col("event_timestamp").is_in(train_dates + valid_dates))
+    pdf = frame.to_pandas()  # after the filter, so rows line up with is_train
     is_train = frame["event_timestamp"].is_in(train_dates).to_numpy()
     inputs, target = model_inputs(pdf), pdf[LABEL].astype(int).to_numpy()
     x_train, y_train = inputs[is_train], target[is_train]

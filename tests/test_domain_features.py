@@ -54,6 +54,8 @@ def test_grids_fall_on_monday_midnights_and_cover_the_last_ingestion() -> None:
     # the grid up to the newest ingestion (day 8), then a snapshot at that instant
     assert times == [day(-14), day(-7), day(0), day(7), day(8)]
     assert ventas.snapshot_times(orders, 7) == [day(-7), day(0), day(0.5)]
+    ahead = frame([(day(-10), day(-9)), (day(2), day(0.5))], "shipped_ts ingested_at")
+    assert snap.snapshot_times([(ahead, "shipped_ts")], 7)[-1] == day(0.5)  # not day(2)
     with pytest.raises(ValueError, match="positive"):
         snap.snapshot_times([(orders, "order_ts")], 0)
 

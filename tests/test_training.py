@@ -114,8 +114,9 @@ def test_the_best_run_is_champion_and_a_worse_one_does_not_replace_it(
 
 def test_predict_endpoint(trained: Experiment) -> None:
     from app.api import create_app
+    from lakehouse.access import create_key
 
-    client = TestClient(create_app())
+    client = TestClient(create_app(), headers={"X-API-Key": create_key("marketing-service")})
     online = features.online_features(champion().feature_service, [1, 2, 3])
     known = next(
         c for c, v in zip([1, 2, 3], online["total_purchases_30d"], strict=True) if v is not None
@@ -137,6 +138,14 @@ def test_predict_endpoint(trained: Experiment) -> None:
         "/churn/v1/predict", content=b"{nope", headers={"content-type": "application/json"}
     )
     assert not_json.status_code == 422 and "error_code" in not_json.json()
+    keyless = TestClient(create_app()).post("/churn/v1/predict", json={"customer_id": known})
+    assert keyless.status_code == 401
+    ungranted = client.post(
+        "/churn/v1/predict",
+        json={"customer_id": known},
+        headers={"X-API-Key": create_key("logistica-service")},
+    )
+    assert ungranted.status_code == 403 and ungranted.json()["error_code"] == "missing_grant"
 
 
 def test_the_champion_is_reloaded_when_the_alias_moves(
@@ -145,9 +154,10 @@ def test_the_champion_is_reloaded_when_the_alias_moves(
     import mlflow
 
     from app.api import create_app
+    from lakehouse.access import create_key
 
     monkeypatch.setattr(churn_api, "RELOAD_CHECK_SECONDS", 0.0)
-    client = TestClient(create_app())
+    client = TestClient(create_app(), headers={"X-API-Key": create_key("platform-admin")})
     online = features.online_features("churn_v2", list(range(1, 50)))
     known = next(
         c for c, v in zip(range(1, 50), online["total_purchases_30d"], strict=True) if v is not None

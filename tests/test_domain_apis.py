@@ -1133,3 +1133,18 @@ def test_fraud_scores_are_restricted_to_finanzas_accounts(
     body = assert_error(response, 403, "restricted_product")
     assert body["details"] == {"product": "finanzas.fraud_scores"}
     assert "X-Data-Version" not in response.headers
+
+
+def test_customer_lookup_is_the_same_from_the_memory_copy_and_the_scan(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lakehouse import routes
+
+    path = "/ventas/v2/customers/7/transactions"
+    copied = client.get(path, params={"limit": 3}).json()
+    missing = client.get("/ventas/v2/customers/42/transactions").json()
+    monkeypatch.setattr(routes, "MAX_INDEXED_ROWS", 0)  # force the Delta scan path
+
+    assert client.get(path, params={"limit": 3}).json() == copied
+    assert client.get("/ventas/v2/customers/42/transactions").json() == missing
+    assert copied["total"] == 4 and missing["error_code"] == "unknown_customer"

@@ -28,6 +28,7 @@ from lakehouse.routes import (
     example_of,
     page_fields,
     paginate,
+    rows_with,
     span,
 )
 
@@ -299,13 +300,13 @@ def get_customer_transactions(
     `unknown_customer` when the customer has no orders (with the customer id range), 422
     `invalid_request` for a bad `limit` (1..1000) or `offset` (>= 0).
     """
-    lf = served.scan()
-    orders = lf.filter(pl.col("customer_id") == customer_id).select(
-        list(CustomerTransaction.model_fields)
+    orders, (low, high) = rows_with(
+        served, "customer_id", customer_id, list(CustomerTransaction.model_fields)
     )
-    rows, total = paginate(orders, ["order_ts", "order_id"], paging, descending=True)
+    rows, total = paginate(
+        orders.drop("customer_id").lazy(), ["order_ts", "order_id"], paging, descending=True
+    )
     if total == 0:
-        low, high = bounds(lf, "customer_id")
         raise ApiError(
             404,
             "unknown_customer",

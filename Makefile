@@ -38,4 +38,4 @@ bench: $(STAMP) ## benchmark data generation (figures go to docs/benchmarks.md)
 	$(BIN)/python benchmarks/generate.py --scales small medium
 
 clean: ## delete generated data (not the venv)
-	rm -rf data/lakehouse data/simulation data/feast data/mlflow data/lineage data/runs
+	rm -rf data/lakehouse data/simulation data/feast data/mlflow data/lineage data/runs data/access data/tmp

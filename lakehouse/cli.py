@@ -512,6 +512,9 @@ def _print_next_steps() -> None:
     table.add_row("Feast UI", "mesh features ui", f"http://127.0.0.1:{s.feast_ui_port}")
     console.print(table)
     console.print("[dim](run them from the project folder with .venv/bin/mesh, or activate .venv)")
+    console.print(
+        "[dim]API calls need a key: `mesh keys create platform-admin` (accounts: `mesh keys list`)"
+    )
 
 
 @app.command()

@@ -117,10 +117,12 @@ def _schema_facet(
     return schema_dataset.SchemaDatasetFacet(fields=fields, producer=PRODUCER)
 
 
-def _metrics(df: pl.DataFrame) -> tuple[int, dict[str, int]]:
-    """Row count and null count per column, from one select over the frame."""
-    nulls = df.select(pl.all().null_count()).row(0, named=True) if df.width else {}
-    return df.height, {col: int(n) for col, n in nulls.items()}
+def _metrics(df: pl.DataFrame | pl.LazyFrame) -> tuple[int, dict[str, int]]:
+    """Row count and null count per column, from one (streaming) select over the frame."""
+    counts = df.lazy().select(pl.len().alias("__rows__"), pl.all().null_count())
+    row = counts.collect(engine="streaming").row(0, named=True)
+    rows = row.pop("__rows__")
+    return int(rows), {col: int(n) for col, n in row.items()}
 
 
 @dataclass
@@ -150,7 +152,7 @@ class LineageRun:
     def output(
         self,
         ref: DatasetRef,
-        df: pl.DataFrame,
+        df: pl.DataFrame | pl.LazyFrame,
         version: int | None,
         column_lineage: dict[str, list[tuple[DatasetRef, str]]] | None = None,
         *,
@@ -200,14 +202,14 @@ class LineageRun:
     def _output(
         self,
         ref: DatasetRef,
-        df: pl.DataFrame,
+        df: pl.DataFrame | pl.LazyFrame,
         version: int | None,
         column_lineage: dict[str, list[tuple[DatasetRef, str]]] | None,
         descriptions: Mapping[str, str] | None,
     ) -> OutputDataset:
         rows, nulls = _metrics(df)
         facets: dict[str, Any] = {
-            "schema": _schema_facet(df.schema, descriptions),
+            "schema": _schema_facet(df.collect_schema(), descriptions),
             # The spec has no output-only quality facet; the dataset-level one serves outputs.
             "dataQualityMetrics": data_quality_metrics_dataset.DataQualityMetricsDatasetFacet(
                 rowCount=rows,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
+import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from lakehouse.config import get_settings
@@ -146,6 +147,25 @@ def read(
 def version(path: Path) -> int | None:
     """Current version of a Delta table, or None when it does not exist."""
     return DeltaTable(str(path)).version() if exists(path) else None
+
+
+def write_stream(
+    batches: pa.RecordBatchReader,
+    path: Path,
+    *,
+    mode: Literal["append", "overwrite"] = "overwrite",
+    metadata: Mapping[str, Any] | None = None,
+) -> int:
+    """Stream record batches into one atomic Delta commit; the data is never in memory whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_deltalake(
+        str(path),
+        batches,
+        mode=mode,
+        schema_mode="overwrite" if mode == "overwrite" else None,
+        commit_properties=_commit(metadata),
+    )
+    return DeltaTable(str(path)).version()
 
 
 @lru_cache(maxsize=256)

@@ -89,8 +89,9 @@ class ScoreResult:
             else f"unchanged at version {self.version}"
         )
         return (
-            f"scored {self.rows:,} active customers{skipped} with {self.model_name} "
-            f"v{self.model_version} ({self.feature_service}) as of {self.scored_at:%Y-%m-%d %H:%M} "
+            f"scored {self.rows:,} active customers{skipped} with model {self.model_name} "
+            f"version {self.model_version} on {self.feature_service} as of "
+            f"{self.scored_at:%Y-%m-%d %H:%M} "
             f"UTC: {levels}; {DOMAIN}.{PRODUCT} {written}"
         )
 

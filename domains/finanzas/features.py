@@ -113,5 +113,14 @@ def build(every_days: int = EVERY_DAYS) -> int:
             return pl.concat([customer_features_at(recent, disputes, customers, s) for s in batch])
 
         times = snap.snapshot_times([(paid, "payment_ts")], every_days)
-        df = snap.stack(times, SNAPSHOTS_PER_BATCH, compute, SCHEMA, "customer_id")
-        return snap.write(run, DOMAIN, TABLE, df, times, every_days)
+        return snap.write(
+            run,
+            DOMAIN,
+            TABLE,
+            times,
+            SNAPSHOTS_PER_BATCH,
+            compute,
+            SCHEMA,
+            "customer_id",
+            every_days,
+        )

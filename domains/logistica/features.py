@@ -195,8 +195,17 @@ def build_customer_features(every_days: int = CUSTOMER_EVERY_DAYS) -> int:
             return pl.concat([customer_features_at(recent, back, customers, s) for s in batch])
 
         times = snap.snapshot_times([(shipments, "shipped_ts"), (returns, "return_ts")], every_days)
-        df = snap.stack(times, SNAPSHOTS_PER_BATCH, compute, CUSTOMER_SCHEMA, "customer_id")
-        return snap.write(run, DOMAIN, CUSTOMER_TABLE, df, times, every_days)
+        return snap.write(
+            run,
+            DOMAIN,
+            CUSTOMER_TABLE,
+            times,
+            SNAPSHOTS_PER_BATCH,
+            compute,
+            CUSTOMER_SCHEMA,
+            "customer_id",
+            every_days,
+        )
 
 
 def build_product_features(every_days: int = PRODUCT_EVERY_DAYS) -> int:
@@ -214,8 +223,17 @@ def build_product_features(every_days: int = PRODUCT_EVERY_DAYS) -> int:
             return pl.concat([stock_at(recent, s) for s in batch])
 
         times = snap.snapshot_times([(stock, "counted_at")], every_days)
-        df = snap.stack(times, PRODUCT_SNAPSHOTS_PER_BATCH, compute, PRODUCT_SCHEMA, "product_id")
-        return snap.write(run, DOMAIN, PRODUCT_TABLE, df, times, every_days)
+        return snap.write(
+            run,
+            DOMAIN,
+            PRODUCT_TABLE,
+            times,
+            PRODUCT_SNAPSHOTS_PER_BATCH,
+            compute,
+            PRODUCT_SCHEMA,
+            "product_id",
+            every_days,
+        )
 
 
 def build() -> int:

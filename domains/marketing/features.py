@@ -162,5 +162,14 @@ def build(every_days: int = EVERY_DAYS) -> int:
             )
 
         times = snap.snapshot_times([(orders, "order_ts"), (events, "event_ts")], every_days)
-        df = snap.stack(times, SNAPSHOTS_PER_BATCH, compute, SCHEMA, "customer_id")
-        return snap.write(run, DOMAIN, TABLE, df, times, every_days)
+        return snap.write(
+            run,
+            DOMAIN,
+            TABLE,
+            times,
+            SNAPSHOTS_PER_BATCH,
+            compute,
+            SCHEMA,
+            "customer_id",
+            every_days,
+        )

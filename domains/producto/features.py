@@ -108,5 +108,14 @@ def build(every_days: int = EVERY_DAYS) -> int:
             return pl.concat([product_features_at(products, changes, known, s) for s in batch])
 
         times = snap.snapshot_times([(changes, "effective_ts"), (reviews, "review_ts")], every_days)
-        df = snap.stack(times, SNAPSHOTS_PER_BATCH, compute, SCHEMA, "product_id")
-        return snap.write(run, DOMAIN, TABLE, df, times, every_days)
+        return snap.write(
+            run,
+            DOMAIN,
+            TABLE,
+            times,
+            SNAPSHOTS_PER_BATCH,
+            compute,
+            SCHEMA,
+            "product_id",
+            every_days,
+        )

@@ -24,7 +24,6 @@ from pathlib import Path
 import polars as pl
 
 from lakehouse import snapshots as snap
-from lakehouse import storage
 from lakehouse.config import get_settings
 
 DOMAIN = "ventas"
@@ -180,33 +179,27 @@ def customer_features(
 
 def build_customer_features(snapshot_every_days: int = 7) -> int:
     """Rebuild the ventas customer feature table from curated orders; returns rows written."""
-    settings = get_settings()
-    orders = storage.scan(settings.table_path(DOMAIN, "curated", "orders"))
-    customers = storage.scan(settings.table_path(DOMAIN, "curated", "customers"))
-    snapshots = snapshot_times(orders, snapshot_every_days)
-    if not snapshots:
-        raise ValueError(
-            "ventas curated orders is empty, so there is nothing to snapshot; "
-            "run the ventas pipeline (`mesh build`) first"
+    ctx = snap.context(DOMAIN)
+    with ctx.step(f"features.{TABLE}") as run:
+        orders = ctx.curated("orders")
+        customers = ctx.curated("customers")
+        snapshots = snapshot_times(orders, snapshot_every_days)
+        if not snapshots:
+            raise ValueError(
+                "ventas curated orders is empty, so there is nothing to snapshot; "
+                "run the ventas pipeline (`mesh build`) first"
+            )
+        return snap.write(
+            run,
+            DOMAIN,
+            TABLE,
+            snapshots,
+            SNAPSHOTS_PER_BATCH,
+            lambda batch: customer_features(orders, customers, batch),
+            SCHEMA,
+            "customer_id",
+            snapshot_every_days,
         )
-    batches = [
-        customer_features(orders, customers, snapshots[i : i + SNAPSHOTS_PER_BATCH]).collect()
-        for i in range(0, len(snapshots), SNAPSHOTS_PER_BATCH)
-    ]
-    df = pl.concat(batches).rechunk()  # one chunk: the writer then keeps the rows in order
-    storage.write(
-        df,
-        features_path(),
-        mode="overwrite",
-        metadata={
-            "job": "ventas.features",
-            "snapshots": len(snapshots),
-            "snapshot_every_days": snapshot_every_days,
-            "first_snapshot": snapshots[0].isoformat(),
-            "last_snapshot": snapshots[-1].isoformat(),
-        },
-    )
-    return df.height
 
 
 # ---------------------------------------------------------------- price change on favourites
@@ -340,8 +333,17 @@ def build_price_change_features(snapshot_every_days: int = 7) -> int:
             return pl.concat([price_change_at(recent, buyers, history, catalog, s) for s in batch])
 
         times = snapshot_times(orders, snapshot_every_days)
-        df = snap.stack(times, SNAPSHOTS_PER_BATCH, compute, PRICE_SCHEMA, "customer_id")
-        return snap.write(run, DOMAIN, PRICE_TABLE, df, times, snapshot_every_days)
+        return snap.write(
+            run,
+            DOMAIN,
+            PRICE_TABLE,
+            times,
+            SNAPSHOTS_PER_BATCH,
+            compute,
+            PRICE_SCHEMA,
+            "customer_id",
+            snapshot_every_days,
+        )
 
 
 def build() -> int:

@@ -19,12 +19,12 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from lakehouse.access import ACCESS_FILE
 from lakehouse.config import get_settings
 from lakehouse.contracts import CONTRACTS_DIR, DEFAULT_QUARANTINE_THRESHOLD, SUFFIX
+from lakehouse.openapi import CONTRACT_FILE
 from lakehouse.registry import DOMAIN_FILE
 
-ACCESS_FILE = "access.yml"
-OPENAPI_FILES = ("openapi.yaml", "openapi.yml", "openapi.json")
 DEFAULT_BASE = "main"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # change kinds; {what} is the element: field, object, items, endpoint, parameter, response, ...
@@ -475,7 +475,7 @@ def check(domains_dir: Path | None = None, against: str | None = None) -> Compat
 def _is_contract(path: str, prefix: str) -> bool:
     parts = PurePosixPath(path).parts[len(PurePosixPath(prefix).parts) :]  # below domains/
     name = parts[-1] if len(parts) == 3 and parts[1] == CONTRACTS_DIR else ""
-    return name.endswith(SUFFIX) or name in OPENAPI_FILES
+    return name.endswith(SUFFIX) or name == CONTRACT_FILE
 
 
 def run_check(against: str | None, as_json: bool, console: Console) -> int:

@@ -183,11 +183,12 @@ def write(
     spill.mkdir(parents=True, exist_ok=True)
     arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
     with tempfile.TemporaryDirectory(prefix=f"{domain}-{table}-", dir=spill) as folder:
-        files = []
+        files, rows = [], 0
         for i, batch in enumerate(_batches(snapshots, per_batch, compute, schema, key)):
             if batch.height:
                 files.append(Path(folder) / f"{i:06d}.parquet")
                 batch.write_parquet(files[-1])
+                rows += batch.height
 
         def stream() -> Iterator[pa.RecordBatch]:
             for file in files:
@@ -205,6 +206,5 @@ def write(
                 "last_snapshot": snapshots[-1].isoformat() if snapshots else "",
             },
         )
-    written = storage.scan(path, version)
-    run.output(lineage.DatasetRef(domain, "features", table), written, version)
-    return storage.row_count(path, version)
+    run.output(lineage.DatasetRef(domain, "features", table), storage.scan(path, version), version)
+    return rows

@@ -10,9 +10,17 @@ get the same values. Every datetime column of entity_df is made UTC in microseco
 UTC, as Feast's coerce_tz_aware does). Columns: entity_df's, then each view's features in service
 order, named `feature` or `view__feature`.
 
-Feast range-joins whole tables and ranks the matches with row_number(). Here one ASOF join per
-view, over keys and the (event, created) times of the rows inside the entity rows' time window,
-finds each row's latest feature row, and a second scan fetches the values of just those rows.
+Feast range-joins whole tables and ranks the matches with row_number(). Here each view is one
+as-of join, in one of two ways:
+
+- packed (integer join keys, the mesh's case): the view's rows inside the entity rows' time window
+  are read once; each becomes one int64 that sorts as (keys, event time, position), the event time
+  replaced by its rank among the view's distinct event times (snapshot tables have few). One numpy
+  sort of those integers, and a binary search of the entity rows, sorted the same way, finds each
+  row's latest feature row; its position fetches the values. Rows tied on keys and event time are
+  first ordered by created_timestamp, so the last of them wins;
+- DuckDB (any other keys, or keys too wide to pack into 63 bits): an ASOF join over keys and the
+  (event, created) times, and a second scan that fetches the values of just the rows found.
 
 Dtypes are the feature tables' own: an Int64 feature with nulls stays Int64 where Feast's to_df()
 gives float64. Rows keep entity_df's order (Feast's order is arbitrary).
@@ -22,12 +30,14 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
+import numpy as np
 import polars as pl
 
 from lakehouse import storage
@@ -104,8 +114,15 @@ def point_in_time_join(
     views: Sequence[ViewSpec],
     *,
     full_feature_names: bool = False,
+    method: Literal["auto", "asof"] = "auto",
 ) -> pl.DataFrame:
-    """entity_df's rows, each with every view's latest feature values as of its event_timestamp."""
+    """entity_df's rows, each with every view's latest feature values as of its event_timestamp.
+
+    method "auto" packs integer join keys (see the module doc) and uses DuckDB's ASOF join for the
+    rest; "asof" always uses DuckDB. Both give the same rows.
+    """
+    if method not in ("auto", "asof"):
+        raise ValueError(f"method must be 'auto' or 'asof', not {method!r}")
     entities = _utc_entities(entity_df)
     names = _output_names(views, full_feature_names)
     taken = sorted(set(entities.columns) & {n for view in names for n in view})
@@ -135,19 +152,220 @@ def point_in_time_join(
         pl.col(EVENT_TIMESTAMP).alias("__ts"),
     ).filter(pl.col("__ts").is_not_null())
     first, last = spine.select(pl.min("__ts").alias("first"), pl.max("__ts").alias("last")).row(0)
-    con = _database().cursor()
+    spines: dict[tuple[str, ...], _Spine | None] = {}
+    if method == "auto":
+        for view in views:
+            entity_keys = tuple(view.join_keys.values())
+            if entity_keys not in spines:
+                spines[entity_keys] = _Spine.of(indexed, entity_keys)
+
+    def packed(view: ViewSpec, outputs: Sequence[str]) -> pl.DataFrame | None:
+        spine = spines.get(tuple(view.join_keys.values()))
+        return _packed_view(view, outputs, spine) if spine else None
+
+    # numpy's sorts and searches hold one core each, and release the GIL: two views at a time.
+    with ThreadPoolExecutor(max_workers=PARALLEL_VIEWS) as pool:
+        columns = list(pool.map(packed, views, names))
+    con = None
     try:
-        # Settings are per cursor. Timestamps compare in UTC, as in Feast. An Arrow scan has no row
-        # estimate, so DuckDB would plan the ASOF join as a nested loop, meant for a handful of
-        # entity rows (minutes at 100k rows); always use the ASOF operator.
-        con.execute("SET TimeZone = 'UTC'; SET asof_loop_join_threshold = 0")
-        con.register("spine", spine)
-        for view, outputs in zip(views, names, strict=True):
+        for i, (view, outputs) in enumerate(zip(views, names, strict=True)):
+            if columns[i] is not None:
+                continue
+            if con is None:
+                con = _database().cursor()
+                # Settings are per cursor. Timestamps compare in UTC, as in Feast. An Arrow scan
+                # has no row estimate, so DuckDB would plan the ASOF join as a nested loop, meant
+                # for a handful of entity rows (minutes at 100k rows); always use the ASOF operator.
+                con.execute("SET TimeZone = 'UTC'; SET asof_loop_join_threshold = 0")
+                con.register("spine", spine)
             found = con.sql(_view_sql(view, outputs, key_columns, first, last)).pl()
-            indexed = indexed.join(found, on="__row", how="left", maintain_order="left")
+            aligned = indexed.select("__row").join(
+                found, on="__row", how="left", maintain_order="left"
+            )
+            columns[i] = aligned.drop("__row")
     finally:
-        con.close()
-    return indexed.drop("__row")
+        if con is not None:
+            con.close()
+    return pl.concat([entities, *columns], how="horizontal")
+
+
+# ------------------------------------------------------------------------ packed integer keys
+
+PACKED_BITS = 62  # keys, event-time slot and row position share one non-negative int64
+PARALLEL_VIEWS = 2  # views joined at once; each holds its rows in memory while it joins
+
+
+def _bits(count: int) -> int:
+    """Bits that hold the numbers 0 .. count - 1."""
+    return max(count - 1, 0).bit_length()
+
+
+def _packable_key(dtype: pl.DataType) -> bool:
+    # UInt64 may not fit an int64; floats, strings and the rest go to DuckDB.
+    return dtype.is_integer() and dtype != pl.UInt64
+
+
+@dataclass(frozen=True)
+class _Spine:
+    """The entity rows that can match (keys and time not null) as int64s, sorted by keys and time:
+    the order in which their packed queries are non-decreasing, so a binary search over them walks
+    the sorted feature rows forward (20x faster than in entity_df's order)."""
+
+    height: int  # entity rows in all
+    rows: np.ndarray  # numbers of the rows that can match, in sorted order
+    keys: list[np.ndarray]
+    ts: np.ndarray  # epoch microseconds, UTC
+    low: list[int]  # each key column's smallest and largest value
+    high: list[int]
+
+    @classmethod
+    def of(cls, indexed: pl.DataFrame, columns: Sequence[str]) -> _Spine | None:
+        if not all(_packable_key(indexed.schema[c]) for c in columns):
+            return None
+        keys = [f"__k{j}" for j in range(len(columns))]
+        frame = (
+            indexed.select(
+                "__row",
+                *(pl.col(c).cast(pl.Int64).alias(k) for c, k in zip(columns, keys, strict=True)),
+                pl.col(EVENT_TIMESTAMP).dt.epoch("us").alias("__ts"),
+            )
+            .drop_nulls()
+            .sort(*keys, "__ts")
+        )
+        if frame.is_empty():
+            return None
+        return cls(
+            height=indexed.height,
+            rows=frame["__row"].to_numpy(),
+            keys=[frame[k].to_numpy() for k in keys],
+            ts=frame["__ts"].to_numpy(),
+            low=list(frame.select(pl.min(*keys)).row(0)),
+            high=list(frame.select(pl.max(*keys)).row(0)),
+        )
+
+    @property
+    def key_bits(self) -> list[int]:
+        return [_bits(hi - lo + 1) for lo, hi in zip(self.low, self.high, strict=True)]
+
+
+def _packed_view(view: ViewSpec, outputs: Sequence[str], spine: _Spine) -> pl.DataFrame | None:
+    """The view's features for every entity row (null where none), or None when the view cannot
+    be packed (key or time column types, or more than PACKED_BITS bits) and DuckDB must join."""
+    schema = storage.scan(view.path).collect_schema()
+    key_columns = [view.column(k) for k in view.join_keys]
+    ts_column = view.column(view.timestamp_field)
+    created = view.created_timestamp_column and view.column(view.created_timestamp_column)
+    if not all(c in schema and _packable_key(schema[c]) for c in key_columns) or not all(
+        isinstance(schema.get(c), pl.Datetime) for c in (ts_column, created) if c
+    ):
+        return None
+    first, last = int(spine.ts.min()), int(spine.ts.max())
+    ttl = view.ttl // timedelta(microseconds=1) if view.ttl else None
+    keys = [pl.col(c).cast(pl.Int64).alias(f"__k{j}") for j, c in enumerate(key_columns)]
+    window = pl.col("__t") <= last
+    if ttl is not None:
+        window &= pl.col("__t") >= first - ttl  # rows expired before every entity row
+    for j, (lo, hi) in enumerate(zip(spine.low, spine.high, strict=True)):
+        window &= pl.col(f"__k{j}").is_between(lo, hi)  # keys no entity row has
+    # One read of the rows some entity row can see; DuckDB's way reads the table twice.
+    rows = (
+        storage.scan(view.path)
+        .select(
+            *keys,
+            pl.col(ts_column).dt.epoch("us").alias("__t"),
+            *([pl.col(created).dt.epoch("us").alias("__c")] if created else []),
+            *(pl.col(view.column(f)).alias(o) for f, o in zip(view.features, outputs, strict=True)),
+        )
+        .filter(window)
+        .collect()
+    )
+    if rows.is_empty():
+        return rows.select(outputs).clear(spine.height)
+    slots = _TimeSlots.of(rows["__t"])
+    key_bits = spine.key_bits
+    row_bits = _bits(rows.height)
+    if row_bits + slots.bits + sum(key_bits) > PACKED_BITS:
+        return None
+    key_shifts = [sum(key_bits[j + 1 :]) for j in range(len(key_bits))]
+    key_at = row_bits + slots.bits  # where the keys start
+
+    def pack(frame: pl.DataFrame) -> np.ndarray:
+        """Each row as keys | time slot | position, sorted."""
+        packed = np.arange(frame.height, dtype=np.int64)
+        packed |= slots.slot(frame["__t"]) << row_bits
+        for j, (lo, shift) in enumerate(zip(spine.low, key_shifts, strict=True)):
+            packed |= (frame[f"__k{j}"].to_numpy() - lo) << (key_at + shift)
+        packed.sort()
+        return packed
+
+    ordered = pack(rows)
+    if created and rows.height > 1:
+        # Rows equal in keys and event time: order them by created_timestamp (a null one first,
+        # as it loses) so the last, which the search finds, is Feast's pick.
+        groups = ordered >> row_bits
+        if bool(np.any(groups[1:] == groups[:-1])):
+            rows = rows.sort("__c", nulls_last=False, maintain_order=True)
+            ordered = pack(rows)
+    # Each entity row's query: its keys, the slot of the latest feature time <= its time, and the
+    # largest position, so the search lands on the last feature row at or before it.
+    latest = slots.latest(spine.ts)
+    entity_key = np.zeros(len(spine.ts), dtype=np.int64)
+    for key, lo, shift in zip(spine.keys, spine.low, key_shifts, strict=True):
+        entity_key |= (key - lo) << shift
+    query = (entity_key << key_at) | (np.maximum(latest, 0) << row_bits) | ((1 << row_bits) - 1)
+    at = np.searchsorted(ordered, query, side="right") - 1
+    found = (latest >= 0) & (at >= 0)
+    hit = ordered[np.maximum(at, 0)]
+    found &= (hit >> key_at) == entity_key
+    if ttl is not None:
+        found &= spine.ts - slots.time((hit >> row_bits) & ((1 << slots.bits) - 1)) <= ttl
+    position = np.full(spine.height, -1, dtype=np.int64)
+    position[spine.rows[found]] = hit[found] & ((1 << row_bits) - 1)
+    at_rows = pl.Series(position)
+    gather = pl.select(pl.when(at_rows >= 0).then(at_rows)).to_series()
+    return rows.select(pl.col(outputs).gather(gather))
+
+
+@dataclass(frozen=True)
+class _TimeSlots:
+    """A view's distinct event times as small integers that keep their order: (t - first) / step
+    when the times lie on a grid (snapshots at fixed hours) that costs at most 8 bits more than
+    ranks, else their rank."""
+
+    times: np.ndarray  # distinct event times, epoch microseconds, sorted
+    step: int | None  # the grid's step; None means ranks
+
+    @classmethod
+    def of(cls, event_times: pl.Series) -> _TimeSlots:
+        times = np.sort(event_times.unique().to_numpy())
+        step = int(np.gcd.reduce(times[1:] - times[0])) if len(times) > 1 else 1
+        grid = (int(times[-1]) - int(times[0])) // step + 1
+        return cls(times, step if _bits(grid) <= _bits(len(times)) + 8 else None)
+
+    @property
+    def bits(self) -> int:
+        if self.step is None:
+            return _bits(len(self.times))
+        return _bits((int(self.times[-1]) - int(self.times[0])) // self.step + 1)
+
+    def slot(self, event_times: pl.Series) -> np.ndarray:
+        """The slot of each time, which must be one of the view's."""
+        if self.step is None:
+            ranks = np.arange(len(self.times), dtype=np.int64)
+            return event_times.replace_strict(self.times, ranks, return_dtype=pl.Int64).to_numpy()
+        return (event_times.to_numpy() - self.times[0]) // self.step
+
+    def latest(self, ts: np.ndarray) -> np.ndarray:
+        """The slot of the latest event time <= each ts; -1 where all are later."""
+        if self.step is None:
+            return np.searchsorted(self.times, ts, side="right") - 1
+        last = (int(self.times[-1]) - int(self.times[0])) // self.step
+        return np.minimum((ts - self.times[0]) // self.step, last).clip(min=-1)
+
+    def time(self, slots: np.ndarray) -> np.ndarray:
+        if self.step is None:
+            return self.times[slots]
+        return self.times[0] + slots * self.step
 
 
 @cache

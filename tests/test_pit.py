@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import polars as pl
@@ -158,7 +158,18 @@ def scenarios(draw: st.DrawFn) -> tuple[list[dict[str, Any]], ...]:
     return rows_a, rows_b, draw(st.permutations(entities))
 
 
-@settings(max_examples=120, deadline=None, derandomize=True)
+def off_grid(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every odd minute a microsecond later: equal times stay equal, but they no longer lie on a
+    grid, so the packed join ranks them instead of dividing by the grid's step."""
+
+    def shift(value: Any) -> Any:
+        odd = isinstance(value, datetime) and (value - BASE) // timedelta(minutes=1) % 2
+        return value + timedelta(microseconds=1) if odd else value
+
+    return [{k: shift(v) for k, v in row.items()} for row in rows]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
 @given(
     scenario=scenarios(),
     ttl_a=st.sampled_from(TTLS),
@@ -166,6 +177,8 @@ def scenarios(draw: st.DrawFn) -> tuple[list[dict[str, Any]], ...]:
     parts=st.integers(1, 3),
     naive=st.booleans(),
     full_feature_names=st.booleans(),
+    method=st.sampled_from(["auto", "asof"]),
+    on_grid=st.booleans(),
 )
 def test_matches_the_brute_force_spec(
     scenario: tuple[list[dict[str, Any]], ...],
@@ -174,8 +187,12 @@ def test_matches_the_brute_force_spec(
     parts: int,
     naive: bool,
     full_feature_names: bool,
+    method: Literal["auto", "asof"],
+    on_grid: bool,
 ) -> None:
     rows_a, rows_b, entities = scenario
+    if not on_grid:
+        rows_a, rows_b, entities = off_grid(rows_a), off_grid(rows_b), off_grid(entities)
     with tempfile.TemporaryDirectory() as tmp:
         view_a = ViewSpec("va", Path(tmp, "a"), {"a": "a", "b": "b"}, ["x", "s"], ttl=ttl_a)
         view_b = ViewSpec(
@@ -194,7 +211,9 @@ def test_matches_the_brute_force_spec(
         entity_df = pl.DataFrame(entities, schema=entity_schema, orient="row")
         if naive:
             entity_df = entity_df.with_columns(pl.col("event_timestamp").dt.replace_time_zone(None))
-        got = point_in_time_join(entity_df, [view_a, view_b], full_feature_names=full_feature_names)
+        got = point_in_time_join(
+            entity_df, [view_a, view_b], full_feature_names=full_feature_names, method=method
+        )
 
     names = ["x", "s", "y"]
     if full_feature_names:
@@ -256,6 +275,36 @@ def test_clashing_feature_names_need_full_names(tmp_path: Path) -> None:
         point_in_time_join(entity_df, [view, other])
     both = point_in_time_join(entity_df, [view, other], full_feature_names=True)
     assert both.columns == ["a", "b", "event_timestamp", "va__x", "vb__x"]
+
+
+def test_text_and_very_wide_keys_join_through_duckdb_with_the_same_rows(tmp_path: Path) -> None:
+    """Keys that cannot be packed into an int64 (text; integers spread over 2**61) fall back to
+    DuckDB's ASOF join inside method="auto" and give the rows packed keys give."""
+    # a, b, event minute, created minute; the last two tie on keys and event time: x=3, created
+    # later, wins
+    keys_and_minutes = [(1, 1, 0, 0), (1, 1, 4, 4), (1, 2, 4, 4), (2, 1, 1, 3), (2, 1, 1, 1)]
+    rows = [
+        dict(zip(A_SCHEMA, (a, b, minute(t), minute(c), x, f"s{x}"), strict=True))
+        for x, (a, b, t, c) in enumerate(keys_and_minutes)
+    ]
+    entities = pl.DataFrame(
+        {
+            "a": [1, 1, 1, 2, 3, None],
+            "b": [1, 1, 2, 1, 1, 1],
+            "event_timestamp": [minute(t) for t in (3, 4, 8, 1, 5, 5)],
+        },
+        schema={"a": pl.Int64, "b": pl.Int64, "event_timestamp": TS},
+    )
+    write_in_commits(rows, A_SCHEMA, tmp_path / "int", 2)
+    packed = point_in_time_join(entities, [one_view(tmp_path / "int", ttl=timedelta(minutes=4))])
+    assert packed["x"].to_list() == [0, 1, 2, 3, None, None]
+    for name, key in (("text", pl.col("a").cast(pl.String)), ("wide", pl.col("a") * 2**61)):
+        storage.write(storage.read(tmp_path / "int").with_columns(key), tmp_path / name)
+        view = one_view(tmp_path / name, ttl=timedelta(minutes=4))
+        got = point_in_time_join(entities.with_columns(key), [view])
+        assert_frame_equal(got.drop("a"), packed.drop("a"))
+    with pytest.raises(ValueError, match="method must be 'auto' or 'asof'"):
+        point_in_time_join(entities, [one_view(tmp_path / "int")], method="fast")  # type: ignore[arg-type]
 
 
 def assert_same_as_feast(ours: pl.DataFrame, feast_df: pd.DataFrame) -> None:

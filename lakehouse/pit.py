@@ -1,4 +1,4 @@
-"""Point-in-time training sets equal to Feast's get_historical_features, on DuckDB ASOF joins.
+"""Point-in-time training sets equal to Feast's get_historical_features, on as-of joins.
 
 Feast 0.67's DuckDB offline store (feast/infra/offline_stores/ibis.py, point_in_time_join) gives
 each entity row, per feature view, the feature row with equal join keys, event_timestamp <= the
@@ -15,11 +15,11 @@ as-of join, in one of two ways:
 
 - packed (integer join keys, the mesh's case): the view's rows inside the entity rows' time window
   are read once; each becomes one int64 that sorts as (keys, event time, position), the event time
-  replaced by its rank among the view's distinct event times (snapshot tables have few). One numpy
-  sort of those integers, and a binary search of the entity rows, sorted the same way, finds each
-  row's latest feature row; its position fetches the values. Rows tied on keys and event time are
-  first ordered by created_timestamp, so the last of them wins;
-- DuckDB (any other keys, or keys too wide to pack into 63 bits): an ASOF join over keys and the
+  replaced by a small slot number (snapshot tables have few distinct times). One numpy sort of
+  those integers, and a Polars join_asof of the entity rows packed the same way, finds each row's
+  latest feature row; the position in its low bits fetches the values. Rows tied on keys and
+  event time are first ordered by created_timestamp, so the last of them wins;
+- DuckDB (any other keys, or keys too wide to pack into 62 bits): an ASOF JOIN over keys and the
   (event, created) times, and a second scan that fetches the values of just the rows found.
 
 Dtypes are the feature tables' own: an Int64 feature with nulls stays Int64 where Feast's to_df()
@@ -163,7 +163,7 @@ def point_in_time_join(
         spine = spines.get(tuple(view.join_keys.values()))
         return _packed_view(view, outputs, spine) if spine else None
 
-    # numpy's sorts and searches hold one core each, and release the GIL: two views at a time.
+    # numpy's sort holds one core and releases the GIL: two views at a time.
     with ThreadPoolExecutor(max_workers=PARALLEL_VIEWS) as pool:
         columns = list(pool.map(packed, views, names))
     con = None
@@ -208,8 +208,7 @@ def _packable_key(dtype: pl.DataType) -> bool:
 @dataclass(frozen=True)
 class _Spine:
     """The entity rows that can match (keys and time not null) as int64s, sorted by keys and time:
-    the order in which their packed queries are non-decreasing, so a binary search over them walks
-    the sorted feature rows forward (20x faster than in entity_df's order)."""
+    the order in which their packed queries are non-decreasing, as join_asof needs them."""
 
     height: int  # entity rows in all
     rows: np.ndarray  # numbers of the rows that can match, in sorted order
@@ -313,9 +312,19 @@ def _packed_view(view: ViewSpec, outputs: Sequence[str], spine: _Spine) -> pl.Da
     for key, lo, shift in zip(spine.keys, spine.low, key_shifts, strict=True):
         entity_key |= (key - lo) << shift
     query = (entity_key << key_at) | (np.maximum(latest, 0) << row_bits) | ((1 << row_bits) - 1)
-    at = np.searchsorted(ordered, query, side="right") - 1
-    found = (latest >= 0) & (at >= 0)
-    hit = ordered[np.maximum(at, 0)]
+    # The as-of join proper: for each query, the last packed feature row <= it.
+    hits = (
+        pl.DataFrame({"q": query})
+        .join_asof(
+            pl.DataFrame({"q": ordered, "hit": ordered}),
+            on="q",
+            strategy="backward",
+            check_sortedness=False,  # both sides are sorted above
+        )
+        .get_column("hit")
+    )
+    found = (latest >= 0) & hits.is_not_null().to_numpy()
+    hit = hits.fill_null(0).to_numpy()
     found &= (hit >> key_at) == entity_key
     if ttl is not None:
         found &= spine.ts - slots.time((hit >> row_bits) & ((1 << slots.bits) - 1)) <= ttl

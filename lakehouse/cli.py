@@ -542,12 +542,18 @@ def status() -> None:
     last = runs.latest()
     if last:
         rt = Table(title="Last runs")
-        for col in ("step", "status", "finished", "seconds"):
+        for col in ("step", "status", "finished", "seconds", "process peak RSS"):
             rt.add_column(col)
         for step, entry in last.items():
             colour = "green" if entry["status"] == "ok" else "red"
-            rt.add_row(step, f"[{colour}]{entry['status']}[/]", entry["finished_at"],
-                       str(entry["seconds"]))  # fmt: skip
+            peak = entry.get("peak_rss_mib")
+            rt.add_row(
+                step,
+                f"[{colour}]{entry['status']}[/]",
+                entry["finished_at"],
+                str(entry["seconds"]),
+                "" if peak is None else f"{peak / 1024:.2f} GiB",
+            )
         console.print(rt)
 
 

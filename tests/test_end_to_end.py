@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -127,8 +128,11 @@ def test_status_lists_tables_and_runs(built: tuple[Path, str]) -> None:
     root, _ = built
     env = {**os.environ, "MESH_DATA_DIR": str(root), "COLUMNS": "200"}
     out = subprocess.run([*MESH, "status"], env=env, capture_output=True, text=True, check=True)
-    for needle in ("scale tiny", "daily_revenue", "customer_features", "train", "generate"):
+    for needle in ("scale tiny", "daily_revenue", "customer_features", "train", "generate", "GiB"):
         assert needle in out.stdout
+    # Each journal entry carries the process's peak memory when the step finished.
+    entries = [json.loads(f.read_text()) for f in (root / "runs").glob("*.json")]
+    assert entries and all(e["peak_rss_mib"] > 50 for e in entries)
 
 
 def test_serve_answers_daily_revenue_from_the_gold_table(built: tuple[Path, str]) -> None:

@@ -147,9 +147,9 @@ class DomainContext:
             # Batch by batch: .pl() holds DuckDB's whole Arrow result and Polars' copy of it at
             # once (at large, logistica's 27M tracking rows peaked 2.3 GiB higher that way).
             reader = con.sql(query).fetch_record_batch(SQL_BATCH_ROWS)
-            frames = [pl.DataFrame(batch) for batch in reader]
-            if frames:
-                result = pl.concat(frames, rechunk=False)
+            parts = [pl.DataFrame(batch) for batch in reader]
+            if parts:
+                result = pl.concat(parts, rechunk=False)
             else:
                 result = pl.DataFrame(reader.schema.empty_table())
         # DuckDB hands back TIMESTAMPTZ as Etc/UTC; the mesh's conformed type is us in UTC

@@ -163,8 +163,10 @@ def point_in_time_join(
         spine = spines.get(tuple(view.join_keys.values()))
         return _packed_view(view, outputs, spine) if spine else None
 
-    # numpy's sort holds one core and releases the GIL: two views at a time.
-    with ThreadPoolExecutor(max_workers=PARALLEL_VIEWS) as pool:
+    # numpy's sort holds one core and releases the GIL: two views at a time, unless they are so
+    # big that holding two at once costs more memory than the time it saves is worth.
+    small = all(storage.row_count(v.path) <= PARALLEL_MAX_ROWS for v in views)
+    with ThreadPoolExecutor(max_workers=PARALLEL_VIEWS if small else 1) as pool:
         columns = list(pool.map(packed, views, names))
     con = None
     try:
@@ -193,6 +195,7 @@ def point_in_time_join(
 
 PACKED_BITS = 62  # keys, event-time slot and row position share one non-negative int64
 PARALLEL_VIEWS = 2  # views joined at once; each holds its rows in memory while it joins
+PARALLEL_MAX_ROWS = 20_000_000  # feature rows in a view above which views join one at a time
 
 
 def _bits(count: int) -> int:

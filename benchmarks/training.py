@@ -139,8 +139,8 @@ def report_lines(r: dict[str, Any], data: Path, child: Any) -> list[str]:
         f"{', '.join(split['valid'])}"
         + (" (label windows reaching into validation purged)." if split["purged"] else "."),
         "",
-        "| feature service | training set rows × columns | build s (`training_frame`, ASOF "
-        "join) | digests s |",
+        "| feature service | training set rows × columns | build s (`training_frame`, "
+        "point-in-time join) | digests s |",
         "|---|---|---|---|",
     ]
     for service, f in r["frames"].items():

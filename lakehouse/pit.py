@@ -253,7 +253,8 @@ class _Spine:
 def _packed_view(view: ViewSpec, outputs: Sequence[str], spine: _Spine) -> pl.DataFrame | None:
     """The view's features for every entity row (null where none), or None when the view cannot
     be packed (key or time column types, or more than PACKED_BITS bits) and DuckDB must join."""
-    schema = storage.scan(view.path).collect_schema()
+    table = storage.scan(view.path)
+    schema = table.collect_schema()
     key_columns = [view.column(k) for k in view.join_keys]
     ts_column = view.column(view.timestamp_field)
     created = view.created_timestamp_column and view.column(view.created_timestamp_column)
@@ -271,8 +272,7 @@ def _packed_view(view: ViewSpec, outputs: Sequence[str], spine: _Spine) -> pl.Da
         window &= pl.col(f"__k{j}").is_between(lo, hi)  # keys no entity row has
     # One read of the rows some entity row can see; DuckDB's way reads the table twice.
     rows = (
-        storage.scan(view.path)
-        .select(
+        table.select(
             *keys,
             pl.col(ts_column).dt.epoch("us").alias("__t"),
             *([pl.col(created).dt.epoch("us").alias("__c")] if created else []),
@@ -346,19 +346,20 @@ class _TimeSlots:
 
     times: np.ndarray  # distinct event times, epoch microseconds, sorted
     step: int | None  # the grid's step; None means ranks
+    count: int  # slots in all: grid points from first to last time, or distinct times
 
     @classmethod
     def of(cls, event_times: pl.Series) -> _TimeSlots:
         times = np.sort(event_times.unique().to_numpy())
         step = int(np.gcd.reduce(times[1:] - times[0])) if len(times) > 1 else 1
         grid = (int(times[-1]) - int(times[0])) // step + 1
-        return cls(times, step if _bits(grid) <= _bits(len(times)) + 8 else None)
+        if _bits(grid) <= _bits(len(times)) + 8:
+            return cls(times, step, grid)
+        return cls(times, None, len(times))
 
     @property
     def bits(self) -> int:
-        if self.step is None:
-            return _bits(len(self.times))
-        return _bits((int(self.times[-1]) - int(self.times[0])) // self.step + 1)
+        return _bits(self.count)
 
     def slot(self, event_times: pl.Series) -> np.ndarray:
         """The slot of each time, which must be one of the view's."""
@@ -371,8 +372,7 @@ class _TimeSlots:
         """The slot of the latest event time <= each ts; -1 where all are later."""
         if self.step is None:
             return np.searchsorted(self.times, ts, side="right") - 1
-        last = (int(self.times[-1]) - int(self.times[0])) // self.step
-        return np.minimum((ts - self.times[0]) // self.step, last).clip(min=-1)
+        return np.minimum((ts - self.times[0]) // self.step, self.count - 1).clip(min=-1)
 
     def time(self, slots: np.ndarray) -> np.ndarray:
         if self.step is None:
